@@ -1,0 +1,72 @@
+"""Strict readers for configuration from environment variables.
+
+Every reader names its variable in the error, so a bad value stops start-up with a message an
+operator can act on (OPERATIONS.md).
+"""
+
+import os
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+
+from django.core.exceptions import ImproperlyConfigured
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _raw(name: str) -> str | None:
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return None
+    return value.strip()
+
+
+def env_str(name: str, default: str | None = None) -> str | None:
+    value = _raw(name)
+    return default if value is None else value
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = _raw(name)
+    if value is None:
+        return default
+    if value.lower() in _TRUE:
+        return True
+    if value.lower() in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false, not {value!r}.")
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    value = _raw(name)
+    if value is None:
+        return default
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_decimal(name: str, default: str) -> Decimal:
+    value = _raw(name) or default
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        raise ImproperlyConfigured(f"{name} must be a decimal number, not {value!r}.") from None
+    if not number.is_finite() or number < 0:
+        raise ImproperlyConfigured(f"{name} must be a finite number ≥ 0, not {value!r}.")
+    return number
+
+
+def env_hour_instant(name: str) -> datetime | None:
+    """An ISO-8601 instant that falls exactly on an hour boundary (UTC), or None when unset."""
+    value = _raw(name)
+    if value is None:
+        return None
+    try:
+        instant = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be an ISO-8601 instant, not {value!r}.") from None
+    if instant.tzinfo is None:
+        raise ImproperlyConfigured(f"{name} must carry a time zone (for example Z), not {value!r}.")
+    instant = instant.astimezone(UTC)
+    if (instant.minute, instant.second, instant.microsecond) != (0, 0, 0):
+        raise ImproperlyConfigured(f"{name} must fall on a whole hour, not {value!r}.")
+    return instant

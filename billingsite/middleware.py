@@ -1,0 +1,47 @@
+import re
+import uuid
+
+from simple_history.models import HistoricalRecords
+
+from orgs.services.audit import request_id_var
+
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+class RequestIdMiddleware:
+    """Gives every request an id (the caller's `X-Request-ID` when sane), for logs and the audit."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        given = request.headers.get("X-Request-ID", "")
+        request_id = given if _SAFE_REQUEST_ID.match(given) else uuid.uuid4().hex
+        request.request_id = request_id
+        token = request_id_var.set(request_id)
+        try:
+            response = self.get_response(request)
+        finally:
+            request_id_var.reset(token)
+        response["X-Request-ID"] = request_id
+        return response
+
+
+class StaffHistoryMiddleware:
+    """Lets simple-history name the staff user behind an admin change.
+
+    Only in the admin: on the API the authenticated principal is a product, not a user (the audit
+    log names it).
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if not request.path.startswith("/admin/"):
+            return self.get_response(request)
+        HistoricalRecords.context.request = request
+        try:
+            return self.get_response(request)
+        finally:
+            del HistoricalRecords.context.request

@@ -1,0 +1,241 @@
+"""One settings module, driven by environment variables (see OPERATIONS.md).
+
+With nothing set, the project runs on an embedded default: SQLite in ./var and Celery tasks run in
+process. Production and the test suite set DATABASE_URL (PostgreSQL) and REDIS_URL.
+"""
+
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from billingsite.env import (
+    env_bool,
+    env_decimal,
+    env_hour_instant,
+    env_list,
+    env_str,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"
+
+DEBUG = env_bool("DEBUG", default=False)
+
+SECRET_KEY = env_str("SECRET_KEY")
+if SECRET_KEY is None:
+    if not DEBUG:
+        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
+    SECRET_KEY = "development-only-secret-key-never-used-when-debug-is-off"  # noqa: S105
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
+if not ALLOWED_HOSTS:
+    raise ImproperlyConfigured("ALLOWED_HOSTS must be set when DEBUG is off.")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework_api_key",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "simple_history",
+    "djstripe",
+    "billingsite",
+    "orgs",
+    "billing",
+    "usage",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "billingsite.middleware.RequestIdMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "billingsite.middleware.StaffHistoryMiddleware",
+]
+
+ROOT_URLCONF = "billingsite.urls"
+WSGI_APPLICATION = "billingsite.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+
+DATABASE_URL = env_str("DATABASE_URL")
+EMBEDDED = DATABASE_URL is None
+if EMBEDDED:
+    VAR_DIR.mkdir(exist_ok=True)
+    DATABASE_URL = f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
+try:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+except ValueError as error:
+    raise ImproperlyConfigured(f"DATABASE_URL is not a database URL: {error}") from None
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Each test database name is derived from this one, so parallel checkouts can coexist.
+    DATABASES["default"].setdefault("TEST", {})["NAME"] = env_str("TEST_DATABASE_NAME")
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis and Celery -----------------------------------------------------------------------
+
+REDIS_URL = env_str("REDIS_URL")
+if REDIS_URL is not None and not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
+    raise ImproperlyConfigured(f"REDIS_URL must be a redis:// URL, not {REDIS_URL!r}.")
+
+CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_RESULT_BACKEND = REDIS_URL
+CELERY_TASK_IGNORE_RESULT = True
+# Without a broker (the embedded default), tasks run in the process that enqueues them.
+CELERY_TASK_ALWAYS_EAGER = REDIS_URL is None
+CELERY_TASK_EAGER_PROPAGATES = True
+# A killed worker must not lose a task: acknowledge after running, requeue on worker loss.
+# Every task is idempotent, so running one twice is harmless.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TIMEZONE = "UTC"
+
+# --- Stripe and dj-stripe (see STRIPE.md) ---------------------------------------------------
+
+STRIPE_LIVE_MODE = env_bool("STRIPE_LIVE_MODE", default=False)
+STRIPE_TEST_SECRET_KEY = env_str("STRIPE_TEST_SECRET_KEY", default="")
+STRIPE_LIVE_SECRET_KEY = env_str("STRIPE_LIVE_SECRET_KEY", default="")
+# Pinned: without it the version sent follows whatever stripe library is installed.
+STRIPE_API_VERSION = "2026-05-27.dahlia"
+_stripe_api_host = env_str("STRIPE_API_HOST")
+if _stripe_api_host is not None:
+    if not _stripe_api_host.startswith(("http://", "https://")):
+        raise ImproperlyConfigured(f"STRIPE_API_HOST must be an http(s) URL, not {_stripe_api_host!r}.")
+    STRIPE_API_HOST = _stripe_api_host.rstrip("/")
+
+# The Stripe customer is the organization, never a user. Decided before the first migration:
+# dj-stripe's initial migration bakes in this foreign key target.
+DJSTRIPE_SUBSCRIBER_MODEL = "orgs.Organization"
+DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
+DJSTRIPE_SUBSCRIBER_MODEL_REQUEST_CALLBACK = "orgs.selectors.org_for_request"
+DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
+
+# --- Billing rules --------------------------------------------------------------------------
+
+BILLING_SHADOW_MODE = env_bool("BILLING_SHADOW_MODE", default=True)
+BILLING_BILL_FROM = env_hour_instant("BILLING_BILL_FROM")
+SUPPORT_CREDIT_GRANT_LIMIT = env_decimal("SUPPORT_CREDIT_GRANT_LIMIT", default="1000")
+# orgs asks billing for a plan's seat limit through this path, so imports still flow
+# usage → billing → orgs.
+ORGS_SEAT_LIMIT = "billing.selectors.seat_limit"
+
+# --- The start-up guard for live mode --------------------------------------------------------
+
+if STRIPE_LIVE_MODE:
+    if DEBUG:
+        raise ImproperlyConfigured("STRIPE_LIVE_MODE is on: refusing to start with DEBUG on.")
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+        raise ImproperlyConfigured("STRIPE_LIVE_MODE is on: refusing to start on SQLite (set DATABASE_URL).")
+    if REDIS_URL is None:
+        raise ImproperlyConfigured("STRIPE_LIVE_MODE is on: refusing to start without REDIS_URL.")
+    if not STRIPE_LIVE_SECRET_KEY:
+        raise ImproperlyConfigured("STRIPE_LIVE_MODE is on: STRIPE_LIVE_SECRET_KEY must be set.")
+
+# --- API ------------------------------------------------------------------------------------
+
+# API.md: a body over 1 MiB is 413 payload_too_large.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["orgs.api.auth.ProductAPIKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": ["orgs.api.parsing.DecimalJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "orgs.api.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+    "COERCE_DECIMAL_TO_STRING": True,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Billing control plane API",
+    "DESCRIPTION": "The contract products program against (API.md).",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    # The UI's assets are bundled (drf-spectacular-sidecar): /api/docs/ works with no internet.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "APPEND_COMPONENTS": {
+        "securitySchemes": {
+            "ApiKey": {
+                "type": "apiKey",
+                "in": "header",
+                "name": "Authorization",
+                "description": "`Api-Key <key>`",
+            },
+        }
+    },
+    "SECURITY": [{"ApiKey": []}],
+}
+
+# History is for reading: reverting from the admin would write around the services.
+SIMPLE_HISTORY_REVERT_DISABLED = True
+
+# --- Auth, i18n, static ---------------------------------------------------------------------
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+# Static files are served straight from the apps (WhiteNoise with finders), so
+# `gunicorn billingsite.wsgi` needs no collectstatic step; STATIC_ROOT only if you collect.
+WHITENOISE_USE_FINDERS = True
+if env_str("STATIC_ROOT"):
+    STATIC_ROOT = env_str("STATIC_ROOT")
+
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", default="billing@localhost")
+
+if not DEBUG:
+    SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", default=True)
+    CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", default="INFO")},
+}

@@ -1,0 +1,96 @@
+"""Request parsing: JSON numbers as Decimal, strict bodies, the API's field types."""
+
+import json
+from collections.abc import Mapping
+from decimal import Decimal
+
+from django.conf import settings
+from rest_framework import serializers
+from rest_framework.exceptions import ParseError
+from rest_framework.parsers import JSONParser
+
+from orgs.exceptions import InvalidRequest, ServiceError
+
+
+class PayloadTooLarge(ServiceError):
+    code = "payload_too_large"
+    status = 413
+    message = "The request body is too large."
+
+
+class UnknownField(InvalidRequest):
+    code = "unknown_field"
+    message = "The request has fields this endpoint does not know."
+
+
+def _reject_constant(name):
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+class DecimalJSONParser(JSONParser):
+    """JSON with every number read as Decimal (never a binary float), NaN and Infinity refused."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        body = stream.read(settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1)
+        if len(body) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+            raise PayloadTooLarge(details={"max_bytes": settings.DATA_UPLOAD_MAX_MEMORY_SIZE})
+        try:
+            return json.loads(body, parse_float=Decimal, parse_constant=_reject_constant)
+        except ValueError as error:
+            raise ParseError(f"The body is not valid JSON: {error}") from None
+
+
+class StrictSerializer(serializers.Serializer):
+    """A request body: a JSON object whose every key this endpoint knows.
+
+    Unknown keys are `400 unknown_field`, checked before any field is validated, so a typo (say
+    `bonus_type`) can never be silently replaced by a default.
+    """
+
+    def to_internal_value(self, data):
+        if isinstance(data, Mapping):
+            known = {name for name, field in self.fields.items() if not field.read_only}
+            unknown = sorted(key for key in data if key not in known)
+            if unknown:
+                raise UnknownField(
+                    f"Unknown field{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}.",
+                    details={"fields": {key: ["This field is not known."] for key in unknown}},
+                )
+        return super().to_internal_value(data)
+
+
+def parse_body(serializer_class: type[StrictSerializer], request) -> dict:
+    """Validate the request body; raises unknown_field or invalid_request, writes nothing."""
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def parse_query(serializer_class: type[serializers.Serializer], request) -> dict:
+    serializer = serializer_class(data=request.query_params.dict())
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+class UserIdField(serializers.CharField):
+    """The identity service's opaque user id: 1 to 128 characters, taken exactly as given."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 128)
+        kwargs.setdefault("trim_whitespace", False)
+        super().__init__(**kwargs)
+
+
+class CreditsField(serializers.DecimalField):
+    """Credits and quantities: decimal strings out (`"12.500000"`), strings or numbers in."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_digits", 20)
+        kwargs.setdefault("decimal_places", 6)
+        kwargs.setdefault("coerce_to_string", True)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, (str, int, Decimal)):
+            self.fail("invalid")
+        return super().to_internal_value(data)

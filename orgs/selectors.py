@@ -1,0 +1,80 @@
+"""Reads for organizations, memberships and invitations."""
+
+import functools
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils.module_loading import import_string
+
+from orgs.exceptions import NotAMember, OrgNotFound
+from orgs.models import Invitation, Membership, Organization, Role
+
+
+def get_live_org(public_id: str) -> Organization:
+    """The live org with this public id, or OrgNotFound (soft-deleted orgs do not exist here)."""
+    org = Organization.live.filter(public_id=public_id).first()
+    if org is None:
+        raise OrgNotFound(details={"org_id": public_id})
+    return org
+
+
+def get_membership(org: Organization, user_id: str) -> Membership:
+    membership = Membership.objects.filter(org=org, user_id=user_id).first()
+    if membership is None:
+        raise NotAMember(details={"org_id": org.public_id, "user_id": user_id})
+    return membership
+
+
+def list_memberships(org: Organization):
+    return Membership.objects.filter(org=org).order_by("id")
+
+
+def pending_invitations(org: Organization, *, now):
+    return Invitation.objects.filter(
+        org=org,
+        accepted_at__isnull=True,
+        revoked_at__isnull=True,
+        expired_at__isnull=True,
+        expires_at__gt=now,
+    )
+
+
+def seats_in_use(org: Organization, *, now, excluding_invitation: Invitation | None = None) -> int:
+    """Members plus pending invitations: both count against the plan's seat limit."""
+    invitations = pending_invitations(org, now=now)
+    if excluding_invitation is not None:
+        invitations = invitations.exclude(pk=excluding_invitation.pk)
+    return Membership.objects.filter(org=org).count() + invitations.count()
+
+
+@functools.cache
+def _seat_limit_resolver():
+    return import_string(settings.ORGS_SEAT_LIMIT)
+
+
+def seat_limit(org: Organization) -> int | None:
+    """The seat limit of the org's plan; None means unlimited. The plan lives in billing."""
+    return _seat_limit_resolver()(org)
+
+
+def other_owner_exists(org: Organization, membership: Membership) -> bool:
+    return Membership.objects.filter(org=org, role=Role.OWNER).exclude(pk=membership.pk).exists()
+
+
+def org_for_request(request) -> Organization | None:
+    """dj-stripe's subscriber callback: the org named in the request path, if any."""
+    match = getattr(request, "resolver_match", None)
+    public_id = match.kwargs.get("org_id") if match else None
+    return Organization.live.filter(public_id=public_id).first() if public_id else None
+
+
+def find_orgs(term: str):
+    """Orgs matching a support search: name, slug, billing email, member email or public id."""
+    term = term.strip()
+    return Organization.objects.filter(
+        Q(public_id=term)
+        | Q(name__icontains=term)
+        | Q(slug__icontains=term)
+        | Q(billing_email__iexact=term)
+        | Q(memberships__email__iexact=term)
+    ).distinct()

@@ -1,0 +1,69 @@
+"""The audit trail: every service that changes state records who did what, in its transaction."""
+
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+from orgs.models import ActorType, AuditCategory, AuditEntry, Organization, Product
+
+# Set per HTTP request by billingsite.middleware.RequestIdMiddleware, per task by the job runner.
+request_id_var: ContextVar[str] = ContextVar("request_id", default="")
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is acting: a staff user, a product (API key), Stripe (a webhook) or a system task."""
+
+    type: ActorType
+    user: object | None = None
+    product: Product | None = None
+    label: str = ""
+
+    @classmethod
+    def staff(cls, user) -> "Actor":
+        return cls(ActorType.STAFF, user=user, label=user.get_username())
+
+    @classmethod
+    def for_product(cls, product: Product) -> "Actor":
+        return cls(ActorType.PRODUCT, product=product, label=product.slug)
+
+    @classmethod
+    def stripe(cls, event_id: str = "") -> "Actor":
+        return cls(ActorType.STRIPE, label=event_id)
+
+    @classmethod
+    def system(cls, name: str) -> "Actor":
+        return cls(ActorType.SYSTEM, label=name)
+
+    @property
+    def is_staff(self) -> bool:
+        return self.type == ActorType.STAFF
+
+
+def record_audit(
+    *,
+    actor: Actor,
+    action: str,
+    category: AuditCategory,
+    org: Organization | None = None,
+    subscription_id: str = "",
+    invoice_id: str = "",
+    before: dict | None = None,
+    after: dict | None = None,
+    reason: str = "",
+) -> AuditEntry:
+    """Append one audit entry; call it inside the transaction of the change it records."""
+    return AuditEntry.objects.create(
+        actor_type=actor.type,
+        actor_user=actor.user,
+        actor_product=actor.product,
+        actor_label=actor.label[:200],
+        action=action,
+        category=category,
+        org=org,
+        subscription_id=subscription_id,
+        invoice_id=invoice_id,
+        before=before,
+        after=after,
+        reason=reason,
+        request_id=request_id_var.get(),
+    )

@@ -1,0 +1,21 @@
+"""Celery tasks for orgs: each takes ids (or an ISO instant) and calls one service."""
+
+from celery import shared_task
+
+from billingsite.timeparse import parse_instant
+from orgs.services import invitations, outbox
+
+
+@shared_task
+def expire_invitations(now: str | None = None) -> dict:
+    return invitations.expire_invitations(now=parse_instant(now))
+
+
+@shared_task
+def process_outbox(now: str | None = None) -> dict:
+    return outbox.process_outbox(now=parse_instant(now))
+
+
+@shared_task
+def perform_outbox_message(message_id: int) -> str:
+    return outbox.perform_outbox_message(message_id=message_id)
