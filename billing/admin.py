@@ -2,11 +2,11 @@
 
 from django import forms
 from django.contrib import admin
-from simple_history.admin import SimpleHistoryAdmin
 
 from billing.models import BillingAccount, Plan
 from billing.services.accounts import open_organization, soft_delete_organization
 from orgs.admin.actions import ObjectAction, ReasonForm
+from orgs.admin.history import HistoryAdmin
 from orgs.admin.organizations import OrganizationAdmin, ReadOnlyInline
 from orgs.models import Organization
 from orgs.services.audit import Actor
@@ -100,7 +100,7 @@ class BillingOrganizationAdmin(OrganizationAdmin):
 
 
 @admin.register(Plan)
-class PlanAdmin(SimpleHistoryAdmin):
+class PlanAdmin(HistoryAdmin):
     """Plans come from the catalog (load_catalog): read here, changed there."""
 
     list_display = ["name", "monthly_credits", "seat_limit", "overage_allowed", "monthly_price_cents"]

@@ -29,7 +29,7 @@ def organization_body(org: Organization) -> dict:
 
 
 class OrganizationCreateView(APIView):
-    class InputSerializer(StrictSerializer):
+    class CreateOrganizationSerializer(StrictSerializer):
         name = serializers.CharField(max_length=200)
         billing_email = serializers.EmailField(max_length=254)
         slug = serializers.SlugField(max_length=64, required=False)
@@ -43,14 +43,14 @@ class OrganizationCreateView(APIView):
 
     @extend_schema(
         operation_id="orgs_create",
-        request=InputSerializer,
+        request=CreateOrganizationSerializer,
         responses={
             201: OrganizationSerializer,
             **errors("400:unknown_field", "400:invalid_request", "409:slug_taken"),
         },
     )
     def post(self, request):
-        data = parse_body(self.InputSerializer, request)
+        data = parse_body(self.CreateOrganizationSerializer, request)
         org = open_organization(**data, actor=Actor.for_product(request.user))
         return Response(organization_body(org), status=status.HTTP_201_CREATED)
 

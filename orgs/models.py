@@ -170,6 +170,9 @@ class ProductAPIKey(AbstractAPIKey):
         verbose_name = "product API key"
         verbose_name_plural = "product API keys"
 
+    def delete(self, *args, **kwargs):
+        raise ValueError("API keys are never deleted: revoke them.")
+
 
 class ActorType(models.TextChoices):
     STAFF = "staff"

@@ -4,6 +4,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 from django.db import connections
 
 
@@ -21,3 +22,8 @@ def run_concurrently(work: Callable[[int], object], clients: int) -> list:
     with ThreadPoolExecutor(max_workers=clients) as pool:
         futures = [pool.submit(one, index) for index in range(clients)]
         return [future.result() for future in futures]
+
+
+# Concurrent clients must see each other's commits, so these tests commit for real (and the
+# conftest reloads the reference data that the flush after each one wipes).
+committing = pytest.mark.django_db(transaction=True)

@@ -1,11 +1,14 @@
 import pytest
+from django.apps import apps as django_apps
 from django.conf import settings
 from rest_framework.test import APIClient
 
+from billing.defaults import create_default_plans
 from billingsite import celery_app
 from orgs.models import Membership, Role
 from orgs.services.audit import Actor
 from orgs.services.products import ensure_product, issue_api_key
+from orgs.staff import sync_staff_groups
 from tests.factories import OrganizationFactory
 
 OWNER = "user-owner"
@@ -21,6 +24,28 @@ def pytest_configure(config):
             "DATABASE_URL=postgres://… and REDIS_URL=redis://….",
             returncode=2,
         )
+
+
+def load_reference_data():
+    """What the data migrations load (plans, staff groups); idempotent."""
+    create_default_plans(django_apps)
+    sync_staff_groups(django_apps)
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    # A reused test database was last flushed by a committing test.
+    with django_db_blocker.unblock():
+        load_reference_data()
+
+
+@pytest.fixture(autouse=True)
+def _reference_data_after_flush(request):
+    # Committing tests (django_db(transaction=True)) end with a flush of every table.
+    marker = request.node.get_closest_marker("django_db")
+    if marker and marker.kwargs.get("transaction"):
+        request.getfixturevalue("transactional_db")
+        load_reference_data()
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -39,22 +64,28 @@ def other_product(db):
     return ensure_product(slug="blue", name="Blue")[0]
 
 
-def client_for(product) -> APIClient:
-    _, key = issue_api_key(product=product, name="tests", actor=Actor.system("tests"))
+def client_with(key: str) -> APIClient:
+    """A new API client sending `key`: one per thread in concurrency tests."""
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
     return client
 
 
 @pytest.fixture
-def api(product) -> APIClient:
+def api_key(product) -> str:
+    return issue_api_key(product=product, name="tests", actor=Actor.system("tests"))[1]
+
+
+@pytest.fixture
+def api(api_key) -> APIClient:
     """An API client authenticated as the product `red`."""
-    return client_for(product)
+    return client_with(api_key)
 
 
 @pytest.fixture
 def other_api(other_product) -> APIClient:
-    return client_for(other_product)
+    """An API client authenticated as the product `blue`."""
+    return client_with(issue_api_key(product=other_product, name="tests", actor=Actor.system("tests"))[1])
 
 
 @pytest.fixture

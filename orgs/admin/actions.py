@@ -80,10 +80,10 @@ class ObjectActionsMixin:
         obj = self.get_object(request, unquote(object_id))
         if obj is None:
             raise Http404
-        action = next((a for a in self.get_object_actions() if a.name == action_name), None)
-        if action is None:
+        if not any(a.name == action_name for a in self.get_object_actions()):
             raise Http404
-        if action not in self.available_object_actions(request, obj):
+        action = next((a for a in self.available_object_actions(request, obj) if a.name == action_name), None)
+        if action is None:
             raise PermissionDenied
         form = action.form_class(
             request.POST if request.method == "POST" else None, obj=obj, initial=request.GET.dict()

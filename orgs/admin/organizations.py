@@ -5,9 +5,9 @@ from django.forms.models import BaseInlineFormSet
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
-from simple_history.admin import SimpleHistoryAdmin
 
 from orgs.admin.actions import ActionForm, ObjectAction, ObjectActionsMixin, ReasonForm
+from orgs.admin.history import HistoryAdmin
 from orgs.models import AuditEntry, Invitation, Membership, Organization, Role
 from orgs.services.audit import Actor
 from orgs.services.invitations import create_invitation, resend_invitation, revoke_invitation
@@ -195,7 +195,7 @@ def _restore(request, org, data):
 
 
 @admin.register(Organization)
-class OrganizationAdmin(ObjectActionsMixin, SimpleHistoryAdmin):
+class OrganizationAdmin(ObjectActionsMixin, HistoryAdmin):
     list_display = ["name", "public_id", "slug", "billing_email", "personal", "created_at", "live"]
     list_filter = [LiveFilter, "personal"]
     search_fields = ["name"]  # replaced by get_search_results; keeps the search box
@@ -284,6 +284,3 @@ class OrganizationAdmin(ObjectActionsMixin, SimpleHistoryAdmin):
             personal=obj.personal,
             actor=_staff(request),
         )
-
-    def save_related(self, request, form, formsets, change):
-        pass  # every inline is read-only; members change through the actions above

@@ -1,9 +1,9 @@
 from django import forms
 from django.contrib import admin, messages
 from rest_framework_api_key.models import APIKey
-from simple_history.admin import SimpleHistoryAdmin
 
 from orgs.admin.actions import ActionForm, ObjectAction, ObjectActionsMixin, ReasonForm
+from orgs.admin.history import HistoryAdmin
 from orgs.models import Product, ProductAPIKey
 from orgs.services.audit import Actor
 from orgs.services.products import issue_api_key, revoke_api_key
@@ -39,7 +39,7 @@ def _issue_key(request, product, data):
 
 
 @admin.register(Product)
-class ProductAdmin(ObjectActionsMixin, SimpleHistoryAdmin):
+class ProductAdmin(ObjectActionsMixin, HistoryAdmin):
     list_display = ["slug", "name", "created_at"]
     search_fields = ["slug", "name"]
     inlines = [ProductAPIKeyInline]
@@ -66,7 +66,7 @@ def _revoke_key(request, api_key, data):
 
 
 @admin.register(ProductAPIKey)
-class ProductAPIKeyAdmin(ObjectActionsMixin, SimpleHistoryAdmin):
+class ProductAPIKeyAdmin(ObjectActionsMixin, HistoryAdmin):
     list_display = ["prefix", "product", "name", "created", "revoked", "revoked_at"]
     list_filter = ["revoked", "product"]
     list_select_related = ["product"]

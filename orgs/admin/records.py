@@ -2,8 +2,8 @@
 
 from django.contrib import admin
 from django.utils import timezone
-from simple_history.admin import SimpleHistoryAdmin
 
+from orgs.admin.history import HistoryAdmin
 from orgs.models import AuditEntry, Invitation, Membership, OutboxMessage
 
 
@@ -19,7 +19,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 @admin.register(Membership)
-class MembershipAdmin(ReadOnlyAdmin, SimpleHistoryAdmin):
+class MembershipAdmin(ReadOnlyAdmin, HistoryAdmin):
     list_display = ["user_id", "org", "role", "email", "joined_at", "product"]
     list_filter = ["role", "product"]
     list_select_related = ["org", "product"]
@@ -29,7 +29,7 @@ class MembershipAdmin(ReadOnlyAdmin, SimpleHistoryAdmin):
 
 
 @admin.register(Invitation)
-class InvitationAdmin(ReadOnlyAdmin, SimpleHistoryAdmin):
+class InvitationAdmin(ReadOnlyAdmin, HistoryAdmin):
     list_display = ["email", "org", "role", "state", "created_at", "expires_at", "accepted_by"]
     list_select_related = ["org"]
     search_fields = ["=email", "=public_id", "=org__public_id"]

@@ -1,5 +1,6 @@
 """`Authorization: Api-Key <key>`: the key names exactly one product, never the request body."""
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
@@ -26,3 +27,16 @@ class ProductAPIKeyAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request):
         return KEYWORD
+
+
+class ProductAPIKeyScheme(OpenApiAuthenticationExtension):
+    target_class = ProductAPIKeyAuthentication
+    name = "ApiKey"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "`Api-Key <key>`: one key per product, issued in the admin.",
+        }

@@ -43,14 +43,14 @@ def membership_response(membership: Membership, created: bool) -> Response:
 
 
 class MemberUpsertView(APIView):
-    class InputSerializer(StrictSerializer):
+    class UpsertMemberSerializer(StrictSerializer):
         user_id = UserIdField()
         role = serializers.ChoiceField(choices=Role.choices)
         email = serializers.EmailField(required=False, max_length=254)
 
     @extend_schema(
         operation_id="members_upsert",
-        request=InputSerializer,
+        request=UpsertMemberSerializer,
         responses={
             200: MembershipWriteSerializer,
             201: MembershipWriteSerializer,
@@ -64,7 +64,7 @@ class MemberUpsertView(APIView):
         },
     )
     def post(self, request, org_id):
-        data = parse_body(self.InputSerializer, request)
+        data = parse_body(self.UpsertMemberSerializer, request)
         org = get_live_org(org_id)
         membership, created = upsert_membership(org=org, **data, actor=Actor.for_product(request.user))
         return membership_response(membership, created)
@@ -109,11 +109,11 @@ class MemberDetailView(APIView):
 
 
 class InvitationCreateView(APIView):
-    class InputSerializer(StrictSerializer):
+    class CreateInvitationSerializer(StrictSerializer):
         email = serializers.EmailField(max_length=254)
         role = serializers.ChoiceField(choices=Role.choices)
 
-    class OutputSerializer(serializers.Serializer):
+    class InvitationCreatedSerializer(serializers.Serializer):
         id = serializers.CharField()
         email = serializers.EmailField()
         role = serializers.CharField()
@@ -122,19 +122,19 @@ class InvitationCreateView(APIView):
 
     @extend_schema(
         operation_id="invitations_create",
-        request=InputSerializer,
+        request=CreateInvitationSerializer,
         responses={
-            201: OutputSerializer,
+            201: InvitationCreatedSerializer,
             **errors(
                 "400:unknown_field", "400:invalid_request", "404:org_not_found", "402:seat_limit_reached"
             ),
         },
     )
     def post(self, request, org_id):
-        data = parse_body(self.InputSerializer, request)
+        data = parse_body(self.CreateInvitationSerializer, request)
         org = get_live_org(org_id)
         invitation, token = create_invitation(org=org, **data, actor=Actor.for_product(request.user))
-        body = self.OutputSerializer(
+        body = self.InvitationCreatedSerializer(
             {
                 "id": invitation.public_id,
                 "email": invitation.email,
@@ -147,14 +147,14 @@ class InvitationCreateView(APIView):
 
 
 class InvitationAcceptView(APIView):
-    class InputSerializer(StrictSerializer):
+    class AcceptInvitationSerializer(StrictSerializer):
         token = serializers.CharField(max_length=200)
         user_id = UserIdField()
         email = serializers.EmailField(required=False, max_length=254)
 
     @extend_schema(
         operation_id="invitations_accept",
-        request=InputSerializer,
+        request=AcceptInvitationSerializer,
         responses={
             200: MembershipWriteSerializer,
             201: MembershipWriteSerializer,
@@ -170,6 +170,6 @@ class InvitationAcceptView(APIView):
         },
     )
     def post(self, request):
-        data = parse_body(self.InputSerializer, request)
+        data = parse_body(self.AcceptInvitationSerializer, request)
         membership, created = accept_invitation(**data, actor=Actor.for_product(request.user))
         return membership_response(membership, created)

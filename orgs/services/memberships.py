@@ -4,10 +4,14 @@ Every write locks the org row first, so the seat rule and the last-owner rule, w
 that a concurrent write could change, hold under concurrency.
 """
 
+from collections.abc import Iterable
+
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import transaction
 from django.utils import timezone
 
-from orgs.exceptions import LastOwner, NotAMember, SeatLimitReached
+from orgs.exceptions import LastOwner, NotAMember, SeatLimitReached, ServiceError
 from orgs.models import ROLE_RANK, AuditCategory, Membership, Organization, Role
 from orgs.selectors import other_owner_exists, seat_limit, seats_in_use
 from orgs.services.audit import Actor, record_audit
@@ -106,3 +110,59 @@ def remove_membership(*, org: Organization, user_id: str, actor: Actor, reason: 
 
 def higher_role(a: str, b: str) -> str:
     return a if ROLE_RANK[Role(a)] >= ROLE_RANK[Role(b)] else b
+
+
+def _import_row_problem(row: dict) -> str | None:
+    if not row.get("user_id") or len(row["user_id"]) > 128:
+        return "invalid_user_id"
+    if row.get("role") not in Role.values:
+        return "invalid_role"
+    if row.get("email"):
+        try:
+            validate_email(row["email"])
+        except ValidationError:
+            return "invalid_email"
+    return None
+
+
+def import_memberships(*, rows: Iterable[dict], actor: Actor) -> dict:
+    """Upsert each row ({org_id, user_id, role, email}) through upsert_membership; idempotent.
+
+    Each row is its own transaction: a rejected row (with its reason) never stops the others.
+    Returns counts of created, updated, unchanged and rejected rows, and the rejections.
+    """
+    counts = {"created": 0, "updated": 0, "unchanged": 0, "rejected": 0}
+    rejections = []
+    orgs: dict[str, Organization | None] = {}
+    for number, row in enumerate(rows, start=1):
+        org_id = row.get("org_id", "")
+        reason = _import_row_problem(row)
+        if reason is None and org_id not in orgs:
+            orgs[org_id] = Organization.live.filter(public_id=org_id).first()
+        if reason is None and orgs[org_id] is None:
+            reason = "org_not_found"
+        if reason is None:
+            org = orgs[org_id]
+            before = Membership.objects.filter(org=org, user_id=row["user_id"]).first()
+            try:
+                membership, created = upsert_membership(
+                    org=org,
+                    user_id=row["user_id"],
+                    role=row["role"],
+                    email=row.get("email") or None,
+                    actor=actor,
+                )
+            except ServiceError as error:
+                reason = error.code
+        if reason is not None:
+            counts["rejected"] += 1
+            rejections.append(
+                {"row": number, "org_id": org_id, "user_id": row.get("user_id"), "reason": reason}
+            )
+        elif created:
+            counts["created"] += 1
+        elif membership_snapshot(before) == membership_snapshot(membership):
+            counts["unchanged"] += 1
+        else:
+            counts["updated"] += 1
+    return {**counts, "rejections": rejections}

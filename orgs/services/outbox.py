@@ -63,7 +63,8 @@ def _perform_soon(message_id: int) -> None:
 
 
 def backoff(attempts: int) -> timedelta:
-    return min(timedelta(seconds=30) * (2 ** max(attempts - 1, 0)), MAX_BACKOFF)
+    """30 s after the first failure, doubling, at most an hour."""
+    return min(timedelta(seconds=30) * 2 ** min(max(attempts - 1, 0), 10), MAX_BACKOFF)
 
 
 def perform_outbox_message(*, message_id: int, now=None) -> str:

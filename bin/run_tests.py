@@ -1,0 +1,210 @@
+"""Finds PostgreSQL and Redis for the test suite, or starts throwaway ones, then runs it.
+
+In order: DATABASE_URL / REDIS_URL when they answer; else the servers on localhost's standard
+ports; else throwaway servers in a temporary directory (installed from Debian's packages first
+when missing and running as root). It says which it used, then runs `makemigrations --check`,
+`ruff check` and pytest (with the arguments given), and stops whatever it started.
+"""
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = ROOT / ".venv" / "bin"
+IS_ROOT = os.geteuid() == 0
+cleanups = []
+
+
+def say(message: str) -> None:
+    print(f"\033[1m[test]\033[0m {message}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def postgres_answers(url: str) -> bool:
+    try:
+        # The maintenance database: the test database is created by pytest-django.
+        with psycopg.connect(psycopg.conninfo.make_conninfo(url, dbname="postgres"), connect_timeout=3):
+            return True
+    except (psycopg.Error, ValueError):
+        return False
+
+
+def redis_answers(url: str) -> bool:
+    try:
+        return redis.Redis.from_url(url, socket_timeout=3, socket_connect_timeout=3).ping()
+    except (redis.RedisError, ValueError):
+        return False
+
+
+def apt_install(package: str) -> None:
+    if not (IS_ROOT and shutil.which("apt-get")):
+        sys.exit(f"[test] {package} is not installed and I cannot install it (needs root and apt-get).")
+    say(f"installing {package} from Debian's packages")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-qq", package], check=True, env=env, stdout=subprocess.DEVNULL
+    )
+
+
+def as_postgres_user(command: list[str]) -> list[str]:
+    # initdb and postgres refuse to run as root.
+    return ["runuser", "-u", "postgres", "--", *command] if IS_ROOT else command
+
+
+def start_postgres() -> str:
+    def binaries():
+        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
+        return Path(found[-1]).parent if found else None
+
+    bindir = binaries()
+    if bindir is None:
+        apt_install("postgresql")
+        bindir = binaries()
+    workdir = Path(tempfile.mkdtemp(prefix="billing-test-pg-"))
+    if IS_ROOT:
+        shutil.chown(workdir, "postgres", "postgres")
+    port = free_port()
+    data = workdir / "data"
+    subprocess.run(
+        as_postgres_user([str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust"]),
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    # A throwaway server for tests only: no fsync.
+    options = f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+    subprocess.run(
+        as_postgres_user(
+            [
+                str(bindir / "pg_ctl"),
+                "-D",
+                str(data),
+                "-o",
+                options,
+                "-l",
+                str(workdir / "log"),
+                "-w",
+                "start",
+            ]
+        ),
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    cleanups.append(
+        lambda: subprocess.run(
+            as_postgres_user([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
+            stdout=subprocess.DEVNULL,
+            check=False,
+        )
+    )
+    cleanups.append(lambda: shutil.rmtree(workdir, ignore_errors=True))
+    say(f"started a throwaway PostgreSQL ({bindir.parent.name}) on 127.0.0.1:{port}")
+    return f"postgres://postgres@127.0.0.1:{port}/billing"
+
+
+def start_redis() -> str:
+    if shutil.which("redis-server") is None:
+        apt_install("redis-server")
+    workdir = Path(tempfile.mkdtemp(prefix="billing-test-redis-"))
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            "redis-server",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    for _ in range(100):
+        if redis_answers(url):
+            break
+        time.sleep(0.1)
+    else:
+        sys.exit("[test] the throwaway Redis did not start")
+    cleanups.append(process.terminate)
+    cleanups.append(lambda: shutil.rmtree(workdir, ignore_errors=True))
+    say(f"started a throwaway Redis on 127.0.0.1:{port}")
+    return url
+
+
+def find_postgres() -> str:
+    given = os.environ.get("DATABASE_URL")
+    if given:
+        if postgres_answers(given):
+            say("using PostgreSQL from DATABASE_URL")
+            return given
+        say("DATABASE_URL does not answer; looking on localhost")
+    for user in ("postgres", os.environ.get("USER") or "root"):
+        url = f"postgres://{user}@127.0.0.1:5432/billing"
+        if postgres_answers(url):
+            say(f"using PostgreSQL on localhost:5432 as {user}")
+            return url
+    say("no PostgreSQL answers on localhost:5432")
+    return start_postgres()
+
+
+def find_redis() -> str:
+    given = os.environ.get("REDIS_URL")
+    if given:
+        if redis_answers(given):
+            say("using Redis from REDIS_URL")
+            return given
+        say("REDIS_URL does not answer; looking on localhost")
+    # Database 15 keeps test keys away from anything using the default database.
+    url = "redis://127.0.0.1:6379/15"
+    if redis_answers(url):
+        say("using Redis on localhost:6379 (database 15)")
+        return url
+    say("no Redis answers on localhost:6379")
+    return start_redis()
+
+
+def run(step: str, command: list[str], env: dict) -> None:
+    say(step)
+    result = subprocess.run(command, cwd=ROOT, env=env, check=False)
+    if result.returncode != 0:
+        say(f"FAILED: {step}")
+        sys.exit(result.returncode)
+
+
+def main() -> None:
+    env = {**os.environ, "DATABASE_URL": find_postgres(), "REDIS_URL": find_redis()}
+    env.pop("DEBUG", None)
+    env.setdefault("SECRET_KEY", "tests-only-not-a-secret")
+    python = str(VENV_BIN / "python")
+    run("migrations match the models", [python, "manage.py", "makemigrations", "--check", "--dry-run"], env)
+    run("lint (ruff)", [str(VENV_BIN / "ruff"), "check", "--quiet", "."], env)
+    run("test suite (pytest)", [python, "-m", "pytest", *sys.argv[1:]], env)
+    say("all green")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    finally:
+        for cleanup in reversed(cleanups):
+            cleanup()

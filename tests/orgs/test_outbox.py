@@ -1,0 +1,91 @@
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.utils import timezone
+
+from orgs.models import AuditEntry, OutboxMessage, Role
+from orgs.services import outbox
+from orgs.services.audit import Actor
+from orgs.services.invitations import create_invitation, hash_token, resend_invitation
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def resent(org):
+    invitation, old_token = create_invitation(
+        org=org, email="inv@x.example", role=Role.MEMBER, actor=Actor.system("t")
+    )
+    invitation, token = resend_invitation(invitation=invitation, actor=Actor.system("tests"))
+    return invitation, old_token, token
+
+
+def test_resending_rotates_the_token_and_queues_one_email(resent):
+    invitation, old_token, token = resent
+
+    assert invitation.token_hash == hash_token(token) != hash_token(old_token)
+    message = OutboxMessage.objects.get()
+    assert (message.kind, message.payload["token"], message.performed_at) == ("email.invitation", token, None)
+    assert AuditEntry.objects.filter(action="invitation.resent").count() == 1
+
+
+def test_the_job_sends_it_once_and_keeps_no_token(resent):
+    _, _, token = resent
+
+    first = outbox.process_outbox()
+    second = outbox.process_outbox()
+
+    assert first["performed"] == 1 and second["performed"] == 0
+    assert len(mail.outbox) == 1
+    assert mail.outbox[0].to == ["inv@x.example"] and token in mail.outbox[0].body
+    message = OutboxMessage.objects.get()
+    assert message.performed_at is not None
+    assert message.payload == {"invitation_id": message.payload["invitation_id"], "token": "[sent]"}
+
+
+def test_a_failed_send_is_kept_and_retried_later(resent, monkeypatch):
+    def broken(*args, **kwargs):
+        raise ConnectionError("SMTP is down")
+
+    monkeypatch.setattr("orgs.services.invitations.send_mail", broken)
+    assert outbox.process_outbox() == {"performed": 0, "retry": 1, "failed": 0, "skipped": 0, "not_due": 0}
+    message = OutboxMessage.objects.get()
+    assert (message.attempts, message.performed_at) == (1, None)
+    assert "SMTP is down" in message.last_error
+    assert outbox.process_outbox()["performed"] == 0  # backing off: not due yet
+    monkeypatch.undo()
+
+    summary = outbox.process_outbox(now=timezone.now() + timedelta(minutes=1))
+
+    assert summary["performed"] == 1
+    assert len(mail.outbox) == 1
+    message.refresh_from_db()
+    assert (message.attempts, message.last_error) == (2, "")
+
+
+def test_a_permanent_failure_is_parked_not_retried(resent, monkeypatch):
+    def refused(*args, **kwargs):
+        raise outbox.PermanentOutboxError("mailbox does not exist")
+
+    monkeypatch.setattr("orgs.services.invitations.send_mail", refused)
+
+    assert outbox.process_outbox()["failed"] == 1
+    assert outbox.process_outbox(now=timezone.now() + timedelta(days=1))["failed"] == 0
+    assert OutboxMessage.objects.get().failed_at is not None
+
+
+def test_enqueueing_is_idempotent_on_its_key(org):
+    first, created = outbox.enqueue_outbox(
+        kind="email.invitation", payload={"invitation_id": 1, "token": "t"}, idempotency_key="k-1", org=org
+    )
+    again, created_again = outbox.enqueue_outbox(
+        kind="email.invitation", payload={"invitation_id": 1, "token": "t"}, idempotency_key="k-1", org=org
+    )
+
+    assert (created, created_again, first.pk) == (True, False, again.pk)
+
+
+def test_backoff_grows_and_is_capped():
+    assert [outbox.backoff(n).total_seconds() for n in (1, 2, 3)] == [30, 60, 120]
+    assert outbox.backoff(50) == timedelta(hours=1)
