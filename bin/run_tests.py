@@ -195,6 +195,7 @@ def main() -> None:
     env = {**os.environ, "DATABASE_URL": find_postgres(), "REDIS_URL": find_redis()}
     env.pop("DEBUG", None)
     env.setdefault("SECRET_KEY", "tests-only-not-a-secret")
+    env.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
     python = str(VENV_BIN / "python")
     run("migrations match the models", [python, "manage.py", "makemigrations", "--check", "--dry-run"], env)
     run("lint (ruff)", [str(VENV_BIN / "ruff"), "check", "--quiet", "."], env)
