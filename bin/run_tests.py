@@ -105,16 +105,15 @@ def start_postgres() -> str:
         check=True,
         stdout=subprocess.DEVNULL,
     )
-    cleanups.append(
-        lambda: subprocess.run(
-            as_postgres_user([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
-            stdout=subprocess.DEVNULL,
-            check=False,
-        )
-    )
-    cleanups.append(lambda: shutil.rmtree(workdir, ignore_errors=True))
+
+    def stop():
+        stop_command = [str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]
+        subprocess.run(as_postgres_user(stop_command), stdout=subprocess.DEVNULL, check=False)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    cleanups.append(stop)
     say(f"started a throwaway PostgreSQL ({bindir.parent.name}) on 127.0.0.1:{port}")
-    return f"postgres://postgres@127.0.0.1:{port}/billing"
+    return f"postgres://postgres@127.0.0.1:{port}/postgres"
 
 
 def start_redis() -> str:
@@ -145,8 +144,13 @@ def start_redis() -> str:
         time.sleep(0.1)
     else:
         sys.exit("[test] the throwaway Redis did not start")
-    cleanups.append(process.terminate)
-    cleanups.append(lambda: shutil.rmtree(workdir, ignore_errors=True))
+
+    def stop():
+        process.terminate()
+        process.wait(timeout=30)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    cleanups.append(stop)
     say(f"started a throwaway Redis on 127.0.0.1:{port}")
     return url
 
@@ -159,7 +163,7 @@ def find_postgres() -> str:
             return given
         say("DATABASE_URL does not answer; looking on localhost")
     for user in ("postgres", os.environ.get("USER") or "root"):
-        url = f"postgres://{user}@127.0.0.1:5432/billing"
+        url = f"postgres://{user}@127.0.0.1:5432/postgres"
         if postgres_answers(url):
             say(f"using PostgreSQL on localhost:5432 as {user}")
             return url
@@ -193,6 +197,8 @@ def run(step: str, command: list[str], env: dict) -> None:
 
 def main() -> None:
     env = {**os.environ, "DATABASE_URL": find_postgres(), "REDIS_URL": find_redis()}
+    # pytest-django creates (and drops) this database; the URL only names the server.
+    env.setdefault("TEST_DATABASE_NAME", "test_billing")
     env.pop("DEBUG", None)
     env.setdefault("SECRET_KEY", "tests-only-not-a-secret")
     env.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
