@@ -5,8 +5,9 @@ from rest_framework.test import APIClient
 
 from billing.defaults import create_default_plans
 from billingsite import celery_app
-from orgs.models import Membership, Role
+from orgs.models import Role
 from orgs.services.audit import Actor
+from orgs.services.memberships import upsert_membership
 from orgs.services.products import ensure_product, issue_api_key
 from orgs.staff import sync_staff_groups
 from tests.factories import OrganizationFactory
@@ -92,7 +93,7 @@ def other_api(other_product) -> APIClient:
 def org(db):
     """An org on the free plan (3 seats) whose owner is OWNER and with one plain MEMBER."""
     org = OrganizationFactory(owner_user_id=OWNER)
-    Membership.objects.create(org=org, user_id=MEMBER, role=Role.MEMBER, joined_at=org.created_at)
+    upsert_membership(org=org, user_id=MEMBER, role=Role.MEMBER, actor=Actor.system("tests"))
     return org
 
 

@@ -5,8 +5,9 @@ from djstripe.models import Invoice, Subscription
 
 from billing.exceptions import OrgHasActiveBilling
 from billing.models import BillingAccount, Plan, PlanName
-from orgs.models import Organization
+from orgs.models import Organization, Role
 from orgs.services.audit import Actor
+from orgs.services.memberships import upsert_membership
 from orgs.services.organizations import create_organization
 from orgs.services.organizations import soft_delete_organization as orgs_soft_delete
 
@@ -27,15 +28,13 @@ def open_organization(
     """
     with transaction.atomic():
         org = create_organization(
-            name=name,
-            billing_email=billing_email,
-            slug=slug,
-            personal=personal,
-            owner_user_id=owner_user_id,
-            owner_email=owner_email,
-            actor=actor,
+            name=name, billing_email=billing_email, slug=slug, personal=personal, actor=actor
         )
         BillingAccount.objects.create(org=org, plan=Plan.objects.get(name=PlanName.FREE))
+        if owner_user_id:
+            upsert_membership(
+                org=org, user_id=owner_user_id, role=Role.OWNER, email=owner_email or None, actor=actor
+            )
     return org
 
 

@@ -7,9 +7,8 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from orgs.exceptions import SlugTaken
-from orgs.models import AuditCategory, Membership, Organization, Role
+from orgs.models import AuditCategory, Organization
 from orgs.services.audit import Actor, record_audit
-from orgs.services.memberships import membership_snapshot
 
 
 def org_snapshot(org: Organization) -> dict:
@@ -36,11 +35,9 @@ def create_organization(
     billing_email: str,
     slug: str | None = None,
     personal: bool = False,
-    owner_user_id: str | None = None,
-    owner_email: str = "",
     actor: Actor,
 ) -> Organization:
-    """Create the org row and its owner membership. Run inside billing's open_organization.
+    """Create the org row, audited. Only billing's open_organization calls it (with the account).
 
     A given slug that is taken raises SlugTaken; without a slug one is derived from the name.
     """
@@ -66,27 +63,11 @@ def create_organization(
             org=org,
             after=org_snapshot(org),
         )
-        if owner_user_id:
-            owner = Membership.objects.create(
-                org=org,
-                user_id=owner_user_id,
-                role=Role.OWNER,
-                email=owner_email or "",
-                joined_at=timezone.now(),
-                product=actor.product,
-            )
-            record_audit(
-                actor=actor,
-                action="membership.created",
-                category=AuditCategory.MEMBERSHIP,
-                org=org,
-                after=membership_snapshot(owner),
-            )
     return org
 
 
 def soft_delete_organization(*, org: Organization, actor: Actor, reason: str) -> Organization:
-    """Hide the org from the API and the jobs; idempotent. Billing checks come first (billing)."""
+    """Hide the org from the API and the jobs; idempotent. Called by billing's check first."""
     with transaction.atomic():
         org = Organization.objects.select_for_update().get(pk=org.pk)
         if org.deleted_at is not None:
