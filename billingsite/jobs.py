@@ -15,6 +15,10 @@ class Job:
 JOBS: dict[str, Job] = {
     "expire_invitations": Job("orgs.tasks.expire_invitations", crontab(minute=7)),
     "process_outbox": Job("orgs.tasks.process_outbox", crontab(minute="*")),
+    # Hourly: the first run of a month grants it; the rest find nothing to do (or retry failures).
+    "grant_monthly_allowances": Job("billing.tasks.grant_monthly_allowances", crontab(minute=2)),
+    "expire_credit_grants": Job("billing.tasks.expire_credit_grants", crontab(minute="*/15")),
+    "check_ledger_consistency": Job("billing.tasks.check_ledger_consistency", crontab(minute=40, hour=3)),
 }
 
 

@@ -7,7 +7,8 @@ from billingsite.health import healthz
 urlpatterns = [
     path("healthz", healthz),
     path("api/v1/", include("orgs.api.urls")),
-    path("api/v1/", include("billing.urls")),
+    path("api/v1/", include("billing.api.urls")),
+    path("api/v1/", include("usage.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("stripe/", include("djstripe.urls", namespace="djstripe")),

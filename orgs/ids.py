@@ -16,3 +16,11 @@ def new_org_id() -> str:
 
 def new_invitation_id() -> str:
     return new_public_id("inv")
+
+
+def new_grant_id() -> str:
+    return new_public_id("cg")
+
+
+def new_hold_id() -> str:
+    return new_public_id("hold")

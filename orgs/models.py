@@ -62,10 +62,14 @@ ROLE_RANK = {Role.OWNER: 4, Role.ADMIN: 3, Role.BILLING: 2, Role.MEMBER: 1}
 
 
 class Product(models.Model):
-    """A product (Red, Blue, …) that may call the API with its keys."""
+    """A product (Red, Blue, …) that may call the API with its keys. Its terms come from the catalog."""
 
     slug = models.SlugField(max_length=40, unique=True)
     name = models.CharField(max_length=100)
+    # The largest credit grant this product may make through the API.
+    grant_limit = models.DecimalField(max_digits=20, decimal_places=6, default=10000)
+    # This product's own cutover to billing (hour-aligned); overrides BILLING_BILL_FROM.
+    bill_from = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     history = HistoricalRecords()
 

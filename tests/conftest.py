@@ -4,6 +4,8 @@ from django.conf import settings
 from rest_framework.test import APIClient
 
 from billing.defaults import create_default_plans
+from billing.models import BillingAccount, Plan
+from billing.services.catalog import load_catalog
 from billingsite import celery_app
 from orgs.models import Role
 from orgs.services.audit import Actor
@@ -55,6 +57,43 @@ def _tasks_run_in_process():
     celery_app.conf.task_always_eager = True
 
 
+TEST_CATALOG = {
+    "products": {
+        "red": {
+            "name": "Red",
+            "grant_limit": "5000",
+            "metrics": {
+                "fix_run": {"unit": "run", "credits_per_unit": "2.5", "description": "One auto-fix run"},
+                "token": {"unit": "token", "credits_per_unit": "0.000003", "description": "One model token"},
+            },
+        },
+        "blue": {"name": "Blue", "metrics": {"build_minute": {"unit": "minute", "credits_per_unit": "1"}}},
+    },
+    "plans": {
+        "free": {"monthly_credits": "1000", "seats": 3, "overage": False},
+        "pro": {
+            "monthly_credits": "20000",
+            "seats": 20,
+            "overage": True,
+            "monthly_price_cents": 4900,
+            "overage_cents_per_credit": "0.5",
+        },
+        "team": {
+            "monthly_credits": "100000",
+            "overage": True,
+            "monthly_price_cents": 19900,
+            "overage_cents_per_credit": "0.4",
+        },
+    },
+}
+
+
+@pytest.fixture
+def catalog(db):
+    """The test catalog: red (fix_run 2.5, token 0.000003 credits) and blue (build_minute 1)."""
+    load_catalog(TEST_CATALOG)
+
+
 @pytest.fixture
 def product(db):
     return ensure_product(slug="red", name="Red")[0]
@@ -101,3 +140,8 @@ def org(db):
 def other_org(db):
     """Another org, owned by OUTSIDER: nobody in `org` belongs to it."""
     return OrganizationFactory(owner_user_id=OUTSIDER)
+
+
+def set_plan(org, name: str, **account):
+    """Test setup: put the org on a plan (in production only Stripe events decide it)."""
+    BillingAccount.objects.filter(org=org).update(plan=Plan.objects.get(name=name), **account)

@@ -4,7 +4,8 @@ from django.db import transaction
 from djstripe.models import Invoice, Subscription
 
 from billing.exceptions import OrgHasActiveBilling
-from billing.models import BillingAccount, Plan, PlanName
+from billing.models import BillingAccount, CreditBalance, Plan, PlanName
+from billing.services.allowances import grant_allowance
 from orgs.models import Organization, Role
 from orgs.services.audit import Actor
 from orgs.services.memberships import upsert_membership
@@ -22,7 +23,8 @@ def open_organization(
     owner_email: str = "",
     actor: Actor,
 ) -> Organization:
-    """Create an org, its owner and its billing account (plan free, payment ok) in one transaction.
+    """Create an org, its owner, its billing account (plan free, payment ok), its credit balance and
+    this month's free allowance, in one transaction.
 
     The one way to create an organization. Not idempotent: a taken slug raises SlugTaken.
     """
@@ -30,7 +32,10 @@ def open_organization(
         org = create_organization(
             name=name, billing_email=billing_email, slug=slug, personal=personal, actor=actor
         )
-        BillingAccount.objects.create(org=org, plan=Plan.objects.get(name=PlanName.FREE))
+        free = Plan.objects.get(name=PlanName.FREE)
+        BillingAccount.objects.create(org=org, plan=free)
+        CreditBalance.objects.create(org=org)
+        grant_allowance(org_id=org.pk, plan=free, actor=actor)
         if owner_user_id:
             upsert_membership(
                 org=org, user_id=owner_user_id, role=Role.OWNER, email=owner_email or None, actor=actor

@@ -22,6 +22,13 @@ class UnknownField(InvalidRequest):
     code = "unknown_field"
     message = "The request has fields this endpoint does not know."
 
+    @classmethod
+    def naming(cls, keys: list[str]) -> "UnknownField":
+        return cls(
+            f"Unknown field{'s' if len(keys) > 1 else ''}: {', '.join(keys)}.",
+            details={"fields": {key: ["This field is not known."] for key in keys}},
+        )
+
 
 def _reject_constant(name):
     raise ValueError(f"{name} is not a number JSON allows")
@@ -52,22 +59,13 @@ class StrictSerializer(serializers.Serializer):
             known = {name for name, field in self.fields.items() if not field.read_only}
             unknown = sorted(key for key in data if key not in known)
             if unknown:
-                raise UnknownField(
-                    f"Unknown field{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}.",
-                    details={"fields": {key: ["This field is not known."] for key in unknown}},
-                )
+                raise UnknownField.naming(unknown)
         return super().to_internal_value(data)
 
 
 def parse_body(serializer_class: type[StrictSerializer], request) -> dict:
     """Validate the request body; raises unknown_field or invalid_request, writes nothing."""
     serializer = serializer_class(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
-def parse_query(serializer_class: type[serializers.Serializer], request) -> dict:
-    serializer = serializer_class(data=request.query_params.dict())
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
 
@@ -94,3 +92,8 @@ class CreditsField(serializers.DecimalField):
         if isinstance(data, bool) or not isinstance(data, (str, int, Decimal)):
             self.fail("invalid")
         return super().to_internal_value(data)
+
+
+def credits_str(value: Decimal) -> str:
+    """A credit amount or quantity as the API writes it: a decimal string with 6 places."""
+    return f"{value:.6f}"

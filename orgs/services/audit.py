@@ -45,13 +45,17 @@ def record_audit(
     action: str,
     category: AuditCategory,
     org: Organization | None = None,
+    org_id: int | None = None,
     subscription_id: str = "",
     invoice_id: str = "",
     before: dict | None = None,
     after: dict | None = None,
     reason: str = "",
 ) -> AuditEntry:
-    """Append one audit entry; call it inside the transaction of the change it records."""
+    """Append one audit entry; call it inside the transaction of the change it records.
+
+    Name the org by `org` or, where only its id is at hand, by `org_id`.
+    """
     return AuditEntry.objects.create(
         actor_type=actor.type,
         actor_user=actor.user,
@@ -59,7 +63,7 @@ def record_audit(
         actor_label=actor.label[:200],
         action=action,
         category=category,
-        org=org,
+        org_id=org.pk if org is not None else org_id,
         subscription_id=subscription_id,
         invoice_id=invoice_id,
         before=before,

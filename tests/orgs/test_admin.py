@@ -1,10 +1,11 @@
 import re
+from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import Group, User
 from django.urls import reverse
 
-from billing.models import BillingAccount
+from billing.models import BillingAccount, CreditGrant
 from orgs.models import AuditEntry, Invitation, Membership, Organization, ProductAPIKey, Role
 from orgs.services.audit import Actor
 from orgs.services.invitations import create_invitation
@@ -227,6 +228,43 @@ def test_history_is_shown_and_cannot_be_reverted(billing_admin, org):
 def _empty_inlines():
     """Management forms for the read-only inlines of the org page."""
     forms = {}
-    for prefix in ("billing_account", "memberships", "invitations", "audit_entries"):
+    for prefix in (
+        "billing_account",
+        "memberships",
+        "invitations",
+        "credit_grants",
+        "holds",
+        "ledger_entries",
+        "audit_entries",
+    ):
         forms.update({f"{prefix}-TOTAL_FORMS": "0", f"{prefix}-INITIAL_FORMS": "0"})
     return forms
+
+
+def test_support_grants_credits_up_to_the_limit(support, org, settings):
+    settings.SUPPORT_CREDIT_GRANT_LIMIT = Decimal(1000)
+    form = {"amount": "1000.5", "grant_type": "adjustment", "reason": "goodwill", "expires_at": ""}
+
+    refused = support.post(act(org, "grant-credits"), form)
+    granted = support.post(act(org, "grant-credits"), {**form, "amount": "1000"})
+
+    assert refused.status_code == 200 and "grant_limit_exceeded" in refused.content.decode()
+    assert granted.status_code == 302
+    grant = CreditGrant.objects.get(org=org, grant_type="adjustment")
+    assert grant.amount == Decimal(1000)
+    entry = AuditEntry.objects.get(action="credits.granted")
+    assert (entry.actor_user.username, entry.reason) == ("sam", "goodwill")
+
+
+def test_billing_admin_grants_beyond_the_support_limit(billing_admin, org):
+    form = {"amount": "50000", "grant_type": "purchase", "reason": "invoice 42", "expires_at": ""}
+
+    assert billing_admin.post(act(org, "grant-credits"), form).status_code == 302
+    assert CreditGrant.objects.filter(org=org, grant_type="purchase", amount=50000).exists()
+
+
+def test_the_org_page_shows_credits_and_ledger(support, org):
+    page = support.get(change_page(org)).content.decode()
+
+    assert "available <strong>1000.000000</strong>" in page
+    assert "Ledger (latest 50" in page and "allowance" in page

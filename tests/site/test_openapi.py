@@ -12,6 +12,15 @@ ENDPOINTS = {
     ("/api/v1/orgs/{org_id}/members/{user_id}", "delete"),
     ("/api/v1/orgs/{org_id}/invitations", "post"),
     ("/api/v1/invitations:accept", "post"),
+    ("/api/v1/entitlements:check", "post"),
+    ("/api/v1/entitlements:reserve", "post"),
+    ("/api/v1/holds/{hold_id}:commit", "post"),
+    ("/api/v1/holds/{hold_id}:release", "post"),
+    ("/api/v1/usage/events", "post"),
+    ("/api/v1/orgs/{org_id}/usage", "get"),
+    ("/api/v1/orgs/{org_id}/credits", "get"),
+    ("/api/v1/orgs/{org_id}/credits/grants", "post"),
+    ("/api/v1/credit-policy", "get"),
 }
 
 
@@ -26,7 +35,7 @@ def test_the_schema_describes_every_endpoint_with_bodies(client):
         operation = schema["paths"][path][method]
         assert operation["security"] == [{"ApiKey": []}]
         assert "401" in operation["responses"]
-        if method == "post":
+        if method == "post" and not path.endswith(":release"):
             assert "requestBody" in operation, path
     assert schema["components"]["securitySchemes"]["ApiKey"]["name"] == "Authorization"
 

@@ -1,14 +1,25 @@
+import random
+import tomllib
+from datetime import timedelta
+from decimal import Decimal
+
+from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.utils import timezone
 
+from billing.models import GrantType
 from billing.services.accounts import open_organization
-from orgs.models import Organization, Role
+from billing.services.catalog import load_catalog
+from billing.services.grants import grant_credits
+from orgs.models import Organization, Product, Role
 from orgs.services.audit import Actor
 from orgs.services.invitations import create_invitation
 from orgs.services.memberships import upsert_membership
-from orgs.services.products import ensure_product, issue_api_key
+from orgs.services.products import issue_api_key
+from usage.services.events import record_usage_events
 
-PRODUCTS = {"red": "Red", "blue": "Blue", "green": "Green"}
+CATALOG = settings.BASE_DIR / "catalog" / "example.toml"
 
 ORGS = [
     {
@@ -20,6 +31,7 @@ ORGS = [
             ("u_grace", "grace@acme.example", Role.BILLING),
         ],
         "invite": ("linus@acme.example", Role.MEMBER),
+        "usage": {"red": {"fix_run": 6, "review_minute": 20}, "blue": {"build_minute": 30}},
     },
     {
         "name": "Globex",
@@ -31,6 +43,7 @@ ORGS = [
             ("u_otto", "otto@globex.example", Role.MEMBER),
         ],
         "invite": None,
+        "usage": {"green": {"api_call": 900}, "red": {"fix_run": 2}},
     },
     {
         "name": "Ada's sandbox",
@@ -39,36 +52,90 @@ ORGS = [
         "personal": True,
         "members": [("u_ada", "ada@acme.example", Role.OWNER)],
         "invite": None,
+        "usage": {"red": {"fix_run": 1}},
     },
 ]
+DAYS_OF_USAGE = 21
 
 
 class Command(BaseCommand):
-    help = "Load demo products, organizations and members (idempotent), and print a demo API key."
+    help = (
+        "Load the example catalog, demo organizations, members, credits and three weeks of usage "
+        "(idempotent), and print a new API key for the product red."
+    )
 
     def handle(self, *args, **options):
         actor = Actor.system("seed_demo")
+        with open(CATALOG, "rb") as handle:
+            load_catalog(tomllib.load(handle))
+        products = {product.slug: product for product in Product.objects.all()}
         with transaction.atomic():
-            products = {slug: ensure_product(slug=slug, name=name)[0] for slug, name in PRODUCTS.items()}
-            product_actor = Actor.for_product(products["red"])
             for spec in ORGS:
-                if Organization.objects.filter(slug=spec["slug"]).exists():
-                    continue
-                (owner_id, owner_email, _), *others = spec["members"]
-                org = open_organization(
-                    name=spec["name"],
-                    slug=spec["slug"],
-                    billing_email=spec["billing_email"],
-                    personal=spec.get("personal", False),
-                    owner_user_id=owner_id,
-                    owner_email=owner_email,
-                    actor=actor,
-                )
-                for user_id, email, role in others:
-                    upsert_membership(org=org, user_id=user_id, role=role, email=email, actor=product_actor)
-                if spec["invite"]:
-                    email, role = spec["invite"]
-                    create_invitation(org=org, email=email, role=role, actor=product_actor)
-            _, key = issue_api_key(product=products["red"], name="demo", actor=actor)
-        self.stdout.write(f"Demo data loaded: {len(PRODUCTS)} products, {len(ORGS)} organizations.")
+                if not Organization.objects.filter(slug=spec["slug"]).exists():
+                    self._open(spec, actor, Actor.for_product(products["red"]))
+        acme = Organization.objects.get(slug="acme")
+        grant_credits(
+            org=acme,
+            amount=Decimal("500"),
+            grant_type=GrantType.PROMOTIONAL,
+            reason="Welcome credits (demo)",
+            idempotency_key="demo-welcome",
+            actor=Actor.for_product(products["red"]),
+        )
+        events = self._usage(products)
+        _, key = issue_api_key(product=products["red"], name="demo", actor=actor)
+        self.stdout.write(
+            f"Demo data loaded: {len(products)} products, {len(ORGS)} organizations, "
+            f"{events['accepted']} new usage events ({events['duplicates']} already there)."
+        )
         self.stdout.write(f"API key for the product red (shown once): {key}")
+
+    def _open(self, spec, actor, product_actor):
+        (owner_id, owner_email, _), *others = spec["members"]
+        org = open_organization(
+            name=spec["name"],
+            slug=spec["slug"],
+            billing_email=spec["billing_email"],
+            personal=spec.get("personal", False),
+            owner_user_id=owner_id,
+            owner_email=owner_email,
+            actor=actor,
+        )
+        for user_id, email, role in others:
+            upsert_membership(org=org, user_id=user_id, role=role, email=email, actor=product_actor)
+        if spec["invite"]:
+            email, role = spec["invite"]
+            create_invitation(org=org, email=email, role=role, actor=product_actor)
+
+    def _usage(self, products) -> dict:
+        """Deterministic event ids, so a rerun finds them all as duplicates."""
+        totals = {"accepted": 0, "duplicates": 0}
+        now = timezone.now()
+        for spec in ORGS:
+            org = Organization.objects.get(slug=spec["slug"])
+            user_id = spec["members"][0][0]
+            for product_slug, metrics in spec["usage"].items():
+                rng = random.Random(f"{spec['slug']}-{product_slug}")
+                events = []
+                for day in range(DAYS_OF_USAGE, 0, -1):
+                    for metric, per_day in metrics.items():
+                        for n in range(rng.randint(per_day // 2, per_day)):
+                            events.append(
+                                {
+                                    "event_id": f"demo-{spec['slug']}-{metric}-{day}-{n}",
+                                    "org_id": org.public_id,
+                                    "metric": metric,
+                                    "quantity": str(rng.randint(1, 5)),
+                                    "occurred_at": (
+                                        now - timedelta(days=day, minutes=rng.randint(0, 1200))
+                                    ).isoformat(),
+                                    "user_id": user_id,
+                                }
+                            )
+                for start in range(0, len(events), 1000):
+                    result = record_usage_events(
+                        product=products[product_slug], events=events[start : start + 1000]
+                    )
+                    totals["accepted"] += result["accepted"]
+                    totals["duplicates"] += result["duplicates"]
+        return totals

@@ -1,0 +1,1 @@
+from billing.admin import organizations, records  # noqa: F401 (registers the admins)

@@ -1,0 +1,103 @@
+"""Read-only lists staff look things up in: plans, metrics, grants, ledger, holds, claims."""
+
+from django.contrib import admin
+
+from billing.models import (
+    AllowanceClaim,
+    CreditGrant,
+    Hold,
+    LedgerDrift,
+    LedgerEntry,
+    Metric,
+    MetricPrice,
+    Plan,
+)
+from orgs.admin.history import HistoryAdmin
+from orgs.admin.paginators import EstimatedCountPaginator
+from orgs.admin.records import ReadOnlyAdmin
+
+
+@admin.register(Plan)
+class PlanAdmin(ReadOnlyAdmin, HistoryAdmin):
+    """Plans come from the catalog (load_catalog): read here, changed there."""
+
+    list_display = ["name", "monthly_credits", "seat_limit", "overage_allowed", "monthly_price_cents"]
+
+
+class MetricPriceInline(admin.TabularInline):
+    model = MetricPrice
+
+    fields = ["credits_per_unit", "effective_from", "created_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Metric)
+class MetricAdmin(ReadOnlyAdmin, HistoryAdmin):
+    list_display = ["key", "product", "unit", "description"]
+    list_filter = ["product"]
+    inlines = [MetricPriceInline]
+
+
+@admin.register(CreditGrant)
+class CreditGrantAdmin(ReadOnlyAdmin):
+    list_display = [
+        "public_id",
+        "org",
+        "grant_type",
+        "amount",
+        "remaining",
+        "expires_at",
+        "created_at",
+        "product",
+    ]
+    list_filter = ["grant_type"]
+    list_select_related = ["org", "product"]
+    search_fields = ["=public_id", "=org__public_id"]
+    show_full_result_count = False
+
+
+@admin.register(LedgerEntry)
+class LedgerEntryAdmin(ReadOnlyAdmin):
+    paginator = EstimatedCountPaginator
+    list_display = [
+        "created_at",
+        "org",
+        "entry_type",
+        "amount",
+        "covered",
+        "overage",
+        "balance_after",
+        "reference",
+    ]
+    list_filter = ["entry_type"]
+    list_select_related = ["org"]
+    search_fields = ["=org__public_id", "=reference"]
+    show_full_result_count = False
+
+
+@admin.register(Hold)
+class HoldAdmin(ReadOnlyAdmin):
+    list_display = ["public_id", "org", "product", "metric", "cost", "state", "expires_at", "event_id"]
+    list_filter = ["state", "product"]
+    list_select_related = ["org", "product", "metric"]
+    search_fields = ["=public_id", "=org__public_id"]
+    show_full_result_count = False
+
+
+@admin.register(AllowanceClaim)
+class AllowanceClaimAdmin(ReadOnlyAdmin):
+    list_display = ["org", "month", "plan", "status", "attempts", "last_error", "updated_at"]
+    list_filter = ["status", "month"]
+    list_select_related = ["org", "plan"]
+    search_fields = ["=org__public_id"]
+
+
+@admin.register(LedgerDrift)
+class LedgerDriftAdmin(ReadOnlyAdmin):
+    list_display = ["found_at", "org", "posted", "ledger_sum", "grants_remaining"]
+    list_select_related = ["org"]

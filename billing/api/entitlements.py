@@ -1,0 +1,153 @@
+"""Entitlements (API.md: Entitlements, Holds): check, reserve, release."""
+
+from decimal import Decimal
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from billing.entitlements import Decision, decide
+from billing.exceptions import EntitlementDenied
+from billing.pricing import cost_of
+from billing.selectors import balances, entitlement_state
+from billing.services.holds import release_hold, reserve_credits
+from orgs.api.parsing import CreditsField, StrictSerializer, UserIdField, credits_str, parse_body
+from orgs.api.schema import errors
+
+
+class DecisionSerializer(serializers.Serializer):
+    allowed = serializers.BooleanField()
+    reason = serializers.ChoiceField(
+        choices=["ok", "not_a_member", "billing_suspended", "payment_blocked", "insufficient_credits"]
+    )
+    org_id = serializers.CharField()
+    metric = serializers.CharField()
+    quantity = serializers.CharField()
+    cost = serializers.CharField()
+    balance = serializers.CharField(help_text="Available balance: posted minus active holds.")
+    posted_balance = serializers.CharField()
+    plan = serializers.CharField()
+    payment_status = serializers.CharField()
+    error = serializers.DictField(required=False, help_text="On 402/403: `{code, message}`.")
+
+
+def decision_response(decision: Decision, *, org_id: str, metric: str) -> Response:
+    state = decision.state
+    body = {
+        "allowed": decision.allowed,
+        "reason": decision.reason,
+        "org_id": org_id,
+        "metric": metric,
+        "quantity": credits_str(decision.quantity),
+        "cost": credits_str(decision.cost),
+        "balance": credits_str(state.available),
+        "posted_balance": credits_str(state.posted),
+        "plan": state.plan,
+        "payment_status": state.payment_status,
+    }
+    if not decision.allowed:
+        body["error"] = {"code": decision.reason, "message": decision.message}
+    return Response(body, status=decision.status)
+
+
+DECISION_ERRORS = errors(
+    "400:unknown_field", "400:invalid_request", "400:unknown_metric", "404:org_not_found"
+)
+
+
+class EntitlementCheckView(APIView):
+    class CheckSerializer(StrictSerializer):
+        org_id = serializers.CharField(max_length=64)
+        user_id = UserIdField()
+        metric = serializers.CharField(max_length=64)
+        quantity = CreditsField(min_value=0, required=False, default=Decimal(1))
+
+    @extend_schema(
+        operation_id="entitlements_check",
+        request=CheckSerializer,
+        responses={
+            200: DecisionSerializer,
+            402: DecisionSerializer,
+            403: DecisionSerializer,
+            **DECISION_ERRORS,
+        },
+    )
+    def post(self, request):
+        data = parse_body(self.CheckSerializer, request)
+        state = entitlement_state(
+            org_id=data["org_id"], product=request.user, user_id=data["user_id"], metric=data["metric"]
+        )
+        decision = decide(
+            state, quantity=data["quantity"], cost=cost_of(data["quantity"], state.credits_per_unit)
+        )
+        return decision_response(decision, org_id=data["org_id"], metric=data["metric"])
+
+
+class ReservationSerializer(serializers.Serializer):
+    hold_id = serializers.CharField()
+    allowed = serializers.BooleanField()
+    reason = serializers.CharField()
+    cost = serializers.CharField()
+    balance = serializers.CharField(help_text="Available balance once this hold counts.")
+    expires_at = serializers.DateTimeField()
+
+
+class EntitlementReserveView(APIView):
+    class ReserveSerializer(StrictSerializer):
+        org_id = serializers.CharField(max_length=64)
+        user_id = UserIdField()
+        metric = serializers.CharField(max_length=64)
+        quantity = CreditsField()
+        idempotency_key = serializers.CharField(max_length=255)
+        ttl_seconds = serializers.IntegerField(min_value=1, max_value=86_400, required=False, default=900)
+
+        def validate_quantity(self, value):
+            if value <= 0:
+                raise serializers.ValidationError("A reservation is for a quantity above 0.")
+            return value
+
+    @extend_schema(
+        operation_id="entitlements_reserve",
+        request=ReserveSerializer,
+        responses={
+            200: ReservationSerializer,
+            201: ReservationSerializer,
+            402: DecisionSerializer,
+            403: DecisionSerializer,
+            **DECISION_ERRORS,
+            **errors("409:idempotency_conflict"),
+        },
+    )
+    def post(self, request):
+        data = parse_body(self.ReserveSerializer, request)
+        try:
+            hold, created, decision = reserve_credits(product=request.user, **data)
+        except EntitlementDenied as denied:
+            return decision_response(denied.decision, org_id=data["org_id"], metric=data["metric"])
+        balance = decision.state.available - hold.cost if created else balances(hold.org)[0]
+        body = {
+            "hold_id": hold.public_id,
+            "allowed": True,
+            "reason": "ok",
+            "cost": credits_str(hold.cost),
+            "balance": credits_str(balance),
+            "expires_at": serializers.DateTimeField().to_representation(hold.expires_at),
+        }
+        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class HoldStateSerializer(serializers.Serializer):
+    hold_id = serializers.CharField()
+    state = serializers.CharField()
+
+
+class HoldReleaseView(APIView):
+    @extend_schema(
+        operation_id="holds_release",
+        request=None,
+        responses={200: HoldStateSerializer, **errors("404:hold_not_found", "409:hold_not_active")},
+    )
+    def post(self, request, hold_id):
+        hold = release_hold(product=request.user, hold_id=hold_id)
+        return Response({"hold_id": hold.public_id, "state": hold.state})

@@ -1,0 +1,71 @@
+"""May this org do this now? The decision table of API.md, as one pure function."""
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from billing.models import PaymentStatus
+from orgs.models import Organization
+
+# (status, message) per reason, in the table's order of precedence after org and metric.
+DENIALS = {
+    "not_a_member": (403, "This user is not a member of the organization."),
+    "billing_suspended": (402, "The organization is suspended."),
+    "payment_blocked": (402, "A metered invoice is unpaid: usage is blocked until it is paid."),
+    "insufficient_credits": (402, "The available balance does not cover the cost."),
+}
+
+
+@dataclass(frozen=True)
+class EntitlementState:
+    """Everything the decision reads, loaded in one query (billing.selectors.entitlement_state)."""
+
+    org: Organization
+    role: str | None
+    plan: str
+    overage_allowed: bool
+    payment_status: str
+    suspended: bool
+    posted: Decimal
+    held: Decimal
+    # Credits of grants already past expiry whose expiry entry is not posted yet.
+    expired_unposted: Decimal
+    metric_id: int | None
+    credits_per_unit: Decimal | None
+
+    @property
+    def available(self) -> Decimal:
+        return self.posted - self.held - self.expired_unposted
+
+
+@dataclass(frozen=True)
+class Decision:
+    reason: str
+    state: EntitlementState
+    quantity: Decimal
+    cost: Decimal
+
+    @property
+    def allowed(self) -> bool:
+        return self.reason == "ok"
+
+    @property
+    def status(self) -> int:
+        return DENIALS[self.reason][0] if not self.allowed else 200
+
+    @property
+    def message(self) -> str:
+        return DENIALS[self.reason][1] if not self.allowed else "Allowed."
+
+
+def decide(state: EntitlementState, *, quantity: Decimal, cost: Decimal) -> Decision:
+    if state.role is None:
+        reason = "not_a_member"
+    elif state.suspended:
+        reason = "billing_suspended"
+    elif state.payment_status == PaymentStatus.BLOCKED:
+        reason = "payment_blocked"
+    elif not state.overage_allowed and state.available < cost:
+        reason = "insufficient_credits"
+    else:
+        reason = "ok"
+    return Decision(reason=reason, state=state, quantity=quantity, cost=cost)

@@ -1,0 +1,170 @@
+"""The catalog: products, their metric prices and the plans, loaded from a TOML document.
+
+Idempotent: loading the same catalog twice changes nothing. A changed price is a new price version
+in force from now; usage already recorded keeps the price it was recorded with.
+"""
+
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+
+from django.core.validators import validate_slug
+from django.db import transaction
+from django.utils import timezone
+
+from billing.models import Metric, MetricPrice, Plan, PlanName
+from billingsite.timeparse import parse_instant
+from orgs.models import Product
+
+# The first price version of a metric is in force since the epoch, so that any event, however
+# old, has a price.
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class CatalogError(ValueError):
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+def _decimal(value, where: str, problems: list[str], *, minimum=Decimal(0)) -> Decimal | None:
+    try:
+        number = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        problems.append(f"{where}: {value!r} is not a decimal number")
+        return None
+    if not number.is_finite() or number < minimum or number.as_tuple().exponent < -6:
+        problems.append(f"{where}: {value!r} must be a number ≥ {minimum} with at most 6 decimal places")
+        return None
+    return number
+
+
+def _parse(document: dict) -> tuple[dict, dict]:
+    problems: list[str] = []
+    unknown = set(document) - {"products", "plans"}
+    if unknown:
+        problems.append(f"unknown sections: {', '.join(sorted(unknown))}")
+    products = {}
+    for slug, spec in (document.get("products") or {}).items():
+        where = f"products.{slug}"
+        try:
+            validate_slug(slug)
+        except Exception:
+            problems.append(f"{where}: not a slug")
+        bill_from = None
+        if spec.get("bill_from"):
+            try:
+                bill_from = parse_instant(str(spec["bill_from"]))
+                if (bill_from.minute, bill_from.second, bill_from.microsecond) != (0, 0, 0):
+                    problems.append(f"{where}.bill_from: must fall on a whole hour")
+            except ValueError as error:
+                problems.append(f"{where}.bill_from: {error}")
+        metrics = {}
+        for key, metric in (spec.get("metrics") or {}).items():
+            metric_where = f"{where}.metrics.{key}"
+            if not metric.get("unit"):
+                problems.append(f"{metric_where}.unit: required")
+            metrics[key] = {
+                "unit": str(metric.get("unit", "")),
+                "description": str(metric.get("description", "")),
+                "credits_per_unit": _decimal(
+                    metric.get("credits_per_unit"), f"{metric_where}.credits_per_unit", problems
+                ),
+            }
+        products[slug] = {
+            "name": str(spec.get("name") or slug.title()),
+            "grant_limit": _decimal(spec.get("grant_limit", "10000"), f"{where}.grant_limit", problems),
+            "bill_from": bill_from,
+            "metrics": metrics,
+        }
+    plans = {}
+    for name, spec in (document.get("plans") or {}).items():
+        where = f"plans.{name}"
+        if name not in PlanName.values:
+            problems.append(f"{where}: plans are {', '.join(PlanName.values)} only")
+            continue
+        seats = spec.get("seats", "unlimited")
+        if seats != "unlimited" and (not isinstance(seats, int) or isinstance(seats, bool) or seats < 1):
+            problems.append(f'{where}.seats: a whole number ≥ 1, or "unlimited"')
+        overage = spec.get("overage", False)
+        if not isinstance(overage, bool):
+            problems.append(f"{where}.overage: true or false")
+        price_cents = spec.get("monthly_price_cents", 0)
+        if not isinstance(price_cents, int) or isinstance(price_cents, bool) or price_cents < 0:
+            problems.append(f"{where}.monthly_price_cents: a whole number of cents ≥ 0")
+        overage_price = spec.get("overage_cents_per_credit")
+        if overage and overage_price is None:
+            problems.append(f"{where}.overage_cents_per_credit: required when overage is true")
+        plans[name] = {
+            "monthly_credits": _decimal(
+                spec.get("monthly_credits", "0"), f"{where}.monthly_credits", problems
+            ),
+            "seat_limit": None if seats == "unlimited" else seats,
+            "overage_allowed": overage,
+            "monthly_price_cents": price_cents,
+            "currency": str(spec.get("currency", "usd")).lower(),
+            "overage_cents_per_credit": (
+                _decimal(overage_price, f"{where}.overage_cents_per_credit", problems)
+                if overage_price is not None
+                else None
+            ),
+        }
+    if problems:
+        raise CatalogError(problems)
+    return products, plans
+
+
+def load_catalog(document: dict, *, now=None) -> dict:
+    """Create or update products, metric prices and plans from a parsed catalog, in one transaction.
+
+    Validates everything first (CatalogError lists every problem; nothing is written). Returns what
+    changed.
+    """
+    now = now or timezone.now()
+    products, plans = _parse(document)
+    changes = {"products": [], "metrics": [], "prices": [], "plans": []}
+    with transaction.atomic():
+        for slug, spec in products.items():
+            product, created = Product.objects.get_or_create(
+                slug=slug,
+                defaults={
+                    "name": spec["name"],
+                    "grant_limit": spec["grant_limit"],
+                    "bill_from": spec["bill_from"],
+                },
+            )
+            if created or _update(
+                product, name=spec["name"], grant_limit=spec["grant_limit"], bill_from=spec["bill_from"]
+            ):
+                changes["products"].append(slug)
+            for key, metric_spec in spec["metrics"].items():
+                metric, created = Metric.objects.get_or_create(
+                    product=product,
+                    key=key,
+                    defaults={"unit": metric_spec["unit"], "description": metric_spec["description"]},
+                )
+                if created or _update(
+                    metric, unit=metric_spec["unit"], description=metric_spec["description"]
+                ):
+                    changes["metrics"].append(f"{slug}.{key}")
+                current = metric.prices.order_by("-effective_from").first()
+                if current is None or current.credits_per_unit != metric_spec["credits_per_unit"]:
+                    MetricPrice.objects.create(
+                        metric=metric,
+                        credits_per_unit=metric_spec["credits_per_unit"],
+                        effective_from=EPOCH if current is None else now,
+                    )
+                    changes["prices"].append(f"{slug}.{key}={metric_spec['credits_per_unit']}")
+        for name, terms in plans.items():
+            plan, created = Plan.objects.get_or_create(name=name, defaults=terms)
+            if created or _update(plan, **terms):
+                changes["plans"].append(name)
+    return changes
+
+
+def _update(instance, **values) -> bool:
+    changed = [field for field, value in values.items() if getattr(instance, field) != value]
+    for field in changed:
+        setattr(instance, field, values[field])
+    if changed:
+        instance.save(update_fields=changed)
+    return bool(changed)

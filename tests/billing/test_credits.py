@@ -1,0 +1,92 @@
+from datetime import timedelta
+from decimal import Decimal as D
+
+import pytest
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from billing.models import CreditGrant, GrantType
+from billing.services.grants import grant_credits
+from billing.services.holds import reserve_credits
+from orgs.services.audit import Actor
+from tests.conftest import OWNER
+
+pytestmark = pytest.mark.django_db
+
+
+def url(org):
+    return f"/api/v1/orgs/{org.public_id}/credits"
+
+
+def test_it_shows_balance_grants_and_holds(api, org, catalog, product):
+    bonus, _ = grant_credits(
+        org=org,
+        amount=D(100),
+        grant_type=GrantType.BONUS,
+        reason="x",
+        actor=Actor.system("t"),
+        expires_at=timezone.now() + timedelta(days=3),
+    )
+    hold, _, _ = reserve_credits(
+        org_id=org.public_id,
+        product=product,
+        user_id=OWNER,
+        metric="fix_run",
+        quantity=D(4),
+        idempotency_key="h",
+        ttl_seconds=600,
+    )
+
+    body = api.get(url(org)).json()
+
+    assert (body["balance"], body["posted_balance"]) == ("1090.000000", "1100.000000")
+    assert [g["id"] for g in body["grants"]] == [
+        bonus.public_id,
+        CreditGrant.objects.get(org=org, grant_type=GrantType.ALLOWANCE).public_id,
+    ]
+    assert body["grants"][1]["grant_type"] == "allowance"
+    assert set(body["grants"][0]) == {
+        "id",
+        "grant_type",
+        "amount",
+        "remaining",
+        "expires_at",
+        "created_at",
+        "reason",
+    }
+    assert body["holds"] == [
+        {"hold_id": hold.public_id, "cost": "10.000000", "expires_at": body["holds"][0]["expires_at"]}
+    ]
+
+
+def test_an_expired_hold_stops_counting_without_any_task(api, org, catalog, product):
+    reserve_credits(
+        org_id=org.public_id,
+        product=product,
+        user_id=OWNER,
+        metric="fix_run",
+        quantity=D(4),
+        idempotency_key="h",
+        ttl_seconds=60,
+        now=timezone.now() - timedelta(minutes=2),
+    )
+
+    body = api.get(url(org)).json()
+
+    assert (body["balance"], body["holds"]) == ("1000.000000", [])
+
+
+def test_an_expired_grant_stops_counting_before_the_expiry_job_runs(api, org, catalog):
+    CreditGrant.objects.filter(org=org).update(expires_at=timezone.now() - timedelta(seconds=1))
+
+    body = api.get(url(org)).json()
+
+    assert (body["balance"], body["posted_balance"], body["grants"]) == ("0.000000", "1000.000000", [])
+
+
+def test_it_answers_404_for_an_unknown_org(api):
+    assert api.get("/api/v1/orgs/org_none/credits").status_code == 404
+
+
+def test_it_rejects_outsider_without_a_key(org):
+    assert APIClient().get(url(org)).status_code == 401

@@ -1,0 +1,283 @@
+"""Recording usage events: the hot path every product calls after each operation.
+
+A batch is handled in one pass of plain Python (no per-event serializer), stored with one
+set-based INSERT sorted by key, and debited once per org in the same transaction.
+"""
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+from psycopg.types.json import Jsonb
+
+from billing.pricing import PriceBook, cost_of
+from billing.selectors import price_book
+from billing.services.ledger import debit_usage
+from orgs.models import Organization, Product
+from usage.exceptions import InvalidEvents
+from usage.models import UsageEvent
+
+EVENT_FIELDS = {"event_id", "org_id", "metric", "quantity", "occurred_at", "user_id", "properties"}
+MAX_FUTURE = timedelta(minutes=5)
+MAX_AGE = timedelta(days=35)
+MAX_QUANTITY = Decimal("1e14")
+
+
+@dataclass
+class NewEvent:
+    """A valid, priced event ready to store."""
+
+    event_id: str
+    org_id: int
+    metric: str
+    price_id: int
+    quantity: Decimal
+    cost: Decimal
+    occurred_at: datetime
+    user_id: str = ""
+    properties: dict | None = None
+    pk: int | None = None
+    overage: Decimal = Decimal(0)
+
+
+def parse_quantity(value) -> Decimal:
+    """A quantity: a number or a decimal string, ≥ 0, at most 6 decimal places. Raises ValueError."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
+        raise ValueError("A quantity is a number or a decimal string.")
+    try:
+        quantity = Decimal(value.strip() if isinstance(value, str) else value)
+    except InvalidOperation:
+        raise ValueError("A quantity is a number or a decimal string.") from None
+    if not quantity.is_finite():
+        raise ValueError("A quantity is a finite number.")
+    if quantity < 0:
+        raise ValueError("A quantity is never negative.")
+    if quantity.as_tuple().exponent < -6:
+        raise ValueError("A quantity has at most 6 decimal places.")
+    if quantity >= MAX_QUANTITY:
+        raise ValueError("A quantity is below 10^14.")
+    return quantity
+
+
+def parse_instant(value) -> datetime:
+    if not isinstance(value, str):
+        raise ValueError("An RFC 3339 timestamp string is expected.")
+    try:
+        instant = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("An RFC 3339 timestamp is expected, e.g. 2026-11-22T10:00:00Z.") from None
+    if instant.tzinfo is None:
+        raise ValueError("The timestamp needs a time zone (Z or an offset).")
+    return instant
+
+
+def _validate(
+    raw, *, orgs: dict[str, int], prices: PriceBook, now: datetime
+) -> tuple[NewEvent | None, dict, bool]:
+    """One event → (NewEvent or None, field errors, has unknown fields)."""
+    if not isinstance(raw, dict):
+        return None, {"event": ["An event is a JSON object."]}, False
+    errors: dict[str, list[str]] = {}
+    unknown = [key for key in raw if key not in EVENT_FIELDS]
+    for key in unknown:
+        errors[key] = ["This field is not known."]
+    for key in ("event_id", "org_id", "metric", "quantity", "occurred_at"):
+        if raw.get(key) is None:
+            errors[key] = ["This field is required."]
+
+    event_id = raw.get("event_id")
+    if "event_id" not in errors and (not isinstance(event_id, str) or not 1 <= len(event_id) <= 128):
+        errors["event_id"] = ["An event_id is a string of 1 to 128 characters."]
+    org_id = raw.get("org_id")
+    if "org_id" not in errors and orgs.get(org_id) is None:
+        errors["org_id"] = ["No such organization."]
+    metric = raw.get("metric")
+    if "metric" not in errors and (not isinstance(metric, str) or metric not in prices):
+        errors["metric"] = ["The calling product has no price for this metric."]
+    quantity = occurred_at = None
+    if "quantity" not in errors:
+        try:
+            quantity = parse_quantity(raw["quantity"])
+        except ValueError as error:
+            errors["quantity"] = [str(error)]
+    if "occurred_at" not in errors:
+        try:
+            occurred_at = parse_instant(raw["occurred_at"])
+            if occurred_at > now + MAX_FUTURE:
+                errors["occurred_at"] = ["More than 5 minutes in the future."]
+            elif occurred_at < now - MAX_AGE:
+                errors["occurred_at"] = ["Older than 35 days."]
+        except ValueError as error:
+            errors["occurred_at"] = [str(error)]
+    user_id = raw.get("user_id")
+    if user_id is not None and (not isinstance(user_id, str) or len(user_id) > 128):
+        errors["user_id"] = ["A user_id is a string of at most 128 characters."]
+    properties = raw.get("properties")
+    if properties is not None and not isinstance(properties, dict):
+        errors["properties"] = ["Properties are a JSON object."]
+    if errors:
+        return None, errors, bool(unknown)
+
+    price = prices.version_at(metric, occurred_at)
+    if price is None:
+        return None, {"metric": ["No price was in force at occurred_at."]}, False
+    return (
+        NewEvent(
+            event_id=event_id,
+            org_id=orgs[org_id],
+            metric=metric,
+            price_id=price.price_id,
+            quantity=quantity,
+            cost=cost_of(quantity, price.credits_per_unit),
+            occurred_at=occurred_at,
+            user_id=user_id or "",
+            properties=properties,
+        ),
+        {},
+        False,
+    )
+
+
+def record_usage_events(*, product: Product, events: list, now=None) -> dict:
+    """Store a batch of events and debit their costs, in one transaction; returns the counts.
+
+    Duplicates first: an event_id this product already stored (or repeated in the batch) is
+    counted, never stored or debited again, and never an error. Then all or nothing: if any new
+    event is invalid, InvalidEvents lists them by index and nothing is stored. Events for a
+    soft-deleted org are accepted: the work was done.
+    """
+    now = now or timezone.now()
+    ids = [raw.get("event_id") for raw in events if isinstance(raw, dict)]
+    ids = [event_id for event_id in ids if isinstance(event_id, str)]
+    stored = set(
+        UsageEvent.objects.filter(product=product, event_id__in=ids).values_list("event_id", flat=True)
+    )
+    org_ids = {
+        raw.get("org_id") for raw in events if isinstance(raw, dict) and isinstance(raw.get("org_id"), str)
+    }
+    orgs = dict(Organization.objects.filter(public_id__in=org_ids).values_list("public_id", "pk"))
+    prices = price_book(product)
+
+    duplicates, seen, new, problems, unknown_fields = 0, set(), [], [], False
+    for index, raw in enumerate(events):
+        event_id = raw.get("event_id") if isinstance(raw, dict) else None
+        if isinstance(event_id, str) and (event_id in stored or event_id in seen):
+            duplicates += 1
+            continue
+        seen.add(event_id)
+        event, errors, unknown = _validate(raw, orgs=orgs, prices=prices, now=now)
+        if errors:
+            problems.append({"index": index, "fields": errors})
+            unknown_fields = unknown_fields or unknown
+        else:
+            new.append(event)
+    if problems:
+        raise InvalidEvents(problems, unknown_fields=unknown_fields)
+
+    with transaction.atomic():
+        inserted = store_events(product=product, events=new, now=now)
+    return {"accepted": len(inserted), "duplicates": duplicates + len(new) - len(inserted)}
+
+
+def store_events(*, product: Product, events: list[NewEvent], now) -> list[NewEvent]:
+    """Insert the events (a concurrent twin is skipped), then debit the stored ones per org.
+    Returns the stored events. Call inside a transaction."""
+    inserted = _insert(product, events, now)
+    costs_by_org: dict[int, list[tuple[int, Decimal]]] = {}
+    for event in inserted:
+        costs_by_org.setdefault(event.org_id, []).append((event.pk, event.cost))
+    overages = debit_usage(costs_by_org=costs_by_org, reference=f"usage:{uuid.uuid4().hex}", now=now)
+    for event in inserted:
+        event.overage = overages.get(event.pk, Decimal(0))
+    _set_overages(overages)
+    return inserted
+
+
+# The batch order is kept for the debit; the insert itself is sorted by key, so that concurrent
+# batches sharing event_ids take their index locks in one order and never deadlock.
+_INSERT = """
+INSERT INTO usage_usageevent (product_id, event_id, org_id, user_id, metric, price_id, quantity, cost,
+                              overage, occurred_at, received_at, properties)
+SELECT %s, e.event_id, e.org_id, e.user_id, e.metric, e.price_id, e.quantity, e.cost, 0, e.occurred_at, %s,
+       e.properties
+FROM unnest(%s::varchar[], %s::bigint[], %s::varchar[], %s::varchar[], %s::bigint[], %s::numeric[],
+            %s::numeric[], %s::timestamptz[], %s::jsonb[])
+     AS e(event_id, org_id, user_id, metric, price_id, quantity, cost, occurred_at, properties)
+ORDER BY e.event_id
+ON CONFLICT (product_id, event_id) DO NOTHING
+RETURNING id, event_id
+"""
+
+
+def _insert(product: Product, events: list[NewEvent], now) -> list[NewEvent]:
+    if not events:
+        return []
+    if connection.vendor != "postgresql":
+        return _insert_one_by_one(product, events, now)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _INSERT,
+            [
+                product.pk,
+                now,
+                [e.event_id for e in events],
+                [e.org_id for e in events],
+                [e.user_id for e in events],
+                [e.metric for e in events],
+                [e.price_id for e in events],
+                [e.quantity for e in events],
+                [e.cost for e in events],
+                [e.occurred_at for e in events],
+                [Jsonb(e.properties or {}) for e in events],
+            ],
+        )
+        ids = dict((event_id, pk) for pk, event_id in cursor.fetchall())
+    stored = []
+    for event in events:
+        if event.event_id in ids:
+            event.pk = ids[event.event_id]
+            stored.append(event)
+    return stored
+
+
+def _insert_one_by_one(product: Product, events: list[NewEvent], now) -> list[NewEvent]:
+    """The embedded default (SQLite) path: a savepoint per event, same outcome, slower."""
+    stored = []
+    for event in events:
+        try:
+            with transaction.atomic():
+                event.pk = UsageEvent.objects.create(
+                    product=product,
+                    event_id=event.event_id,
+                    org_id=event.org_id,
+                    user_id=event.user_id,
+                    metric=event.metric,
+                    price_id=event.price_id,
+                    quantity=event.quantity,
+                    cost=event.cost,
+                    occurred_at=event.occurred_at,
+                    received_at=now,
+                    properties=event.properties or {},
+                ).pk
+        except IntegrityError:
+            continue
+        stored.append(event)
+    return stored
+
+
+def _set_overages(overages: dict[int, Decimal]) -> None:
+    if not overages:
+        return
+    if connection.vendor != "postgresql":
+        for pk, overage in overages.items():
+            UsageEvent.objects.filter(pk=pk).update(overage=overage)
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE usage_usageevent AS e SET overage = v.overage "
+            "FROM unnest(%s::bigint[], %s::numeric[]) AS v(id, overage) WHERE e.id = v.id",
+            [list(overages), list(overages.values())],
+        )
