@@ -4,7 +4,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from billing.models import PaymentStatus
-from orgs.models import Organization
 
 # (status, message) per reason, in the table's order of precedence after org and metric.
 DENIALS = {
@@ -19,7 +18,7 @@ DENIALS = {
 class EntitlementState:
     """Everything the decision reads, loaded in one query (billing.selectors.entitlement_state)."""
 
-    org: Organization
+    org_pk: int
     role: str | None
     plan: str
     overage_allowed: bool

@@ -2,6 +2,7 @@
 
 from decimal import Decimal
 
+from django.db import connection
 from django.db.models import DecimalField, F, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
@@ -20,8 +21,9 @@ from billing.models import (
     Plan,
 )
 from billing.pricing import PriceBook, PriceVersion
+from orgs.api.auth import PresentedKey, authenticate_key, verified_product
 from orgs.exceptions import OrgNotFound
-from orgs.models import Membership, Organization, Product
+from orgs.models import Organization, Product, ProductAPIKey
 
 CREDITS = DecimalField(max_digits=20, decimal_places=6)
 
@@ -57,6 +59,81 @@ def expired_unposted_grants(org_id, *, now):
     return CreditGrant.objects.filter(org_id=org_id, remaining__gt=0, expires_at__lte=now)
 
 
+# The hot path of every product: one statement, written once. Built with the ORM it costs ~8 ms
+# of Python per request to assemble (bench/check); the query itself runs in well under 1 ms.
+_STATE = """
+SELECT o.id,
+       (SELECT m.role FROM orgs_membership m WHERE m.org_id = o.id AND m.user_id = %(user_id)s),
+       p.name, p.overage_allowed, a.payment_status, a.suspended_at, b.posted,
+       COALESCE((SELECT SUM(h.cost) FROM billing_hold h
+                 WHERE h.org_id = o.id AND h.state = 'active' AND h.expires_at > %(now)s), 0),
+       COALESCE((SELECT SUM(g.remaining) FROM billing_creditgrant g
+                 WHERE g.org_id = o.id AND g.remaining > 0 AND g.expires_at <= %(now)s), 0),
+       price.metric_id, price.credits_per_unit
+FROM orgs_organization o
+JOIN billing_billingaccount a ON a.org_id = o.id
+JOIN billing_plan p ON p.id = a.plan_id
+JOIN billing_creditbalance b ON b.org_id = o.id
+LEFT JOIN (
+    SELECT mt.id AS metric_id, mp.credits_per_unit
+    FROM billing_metric mt JOIN billing_metricprice mp ON mp.metric_id = mt.id
+    WHERE mt.product_id = {product} AND mt.key = %(metric)s AND mp.effective_from <= %(now)s
+    ORDER BY mp.effective_from DESC LIMIT 1
+) price ON TRUE
+WHERE o.public_id = %(org_id)s AND o.deleted_at IS NULL
+"""
+_ENTITLEMENT_STATE = _STATE.replace("{product}", "%(product_id)s")
+
+# The entitlement check verifies the API key in the same round trip as its read: the key row
+# (found by its prefix) with the state for that key's product. A trivial authenticated request
+# makes one round trip too, so the check costs about what it does (bench/check).
+_KEY_AND_ENTITLEMENT_STATE = """
+SELECT k.id, k.hashed_key, k.expiry_date, pr.id, pr.slug, s.*
+FROM orgs_productapikey k
+JOIN orgs_product pr ON pr.id = k.product_id
+LEFT JOIN LATERAL ({state}) s ON TRUE
+WHERE k.prefix = %(prefix)s AND NOT k.revoked
+""".replace("{state}", _STATE.replace("{product}", "pr.id"))
+
+
+def _credits(value) -> Decimal | None:
+    # PostgreSQL answers Decimal; SQLite (the embedded default) may answer float or int.
+    return None if value is None else Decimal(str(value)).quantize(Decimal("0.000001"))
+
+
+def _state_from_row(row, *, org_id: str, metric: str, product: Product) -> EntitlementState:
+    (
+        org_pk,
+        role,
+        plan,
+        overage_allowed,
+        payment_status,
+        suspended_at,
+        posted,
+        held,
+        stale,
+        metric_id,
+        price,
+    ) = row
+    if org_pk is None:
+        raise OrgNotFound(details={"org_id": org_id})
+    if metric_id is None or price is None:
+        raise UnknownMetric(details={"metric": metric, "product": product.slug})
+    return EntitlementState(
+        org_pk=org_pk,
+        role=role,
+        plan=plan,
+        overage_allowed=bool(overage_allowed),
+        payment_status=payment_status,
+        suspended=suspended_at is not None,
+        posted=_credits(posted),
+        held=_credits(held),
+        expired_unposted=_credits(stale),
+        metric_id=metric_id,
+        credits_per_unit=_credits(price),
+    )
+
+
 def entitlement_state(
     *, org_id: str, product: Product, user_id: str, metric: str, now=None
 ) -> EntitlementState:
@@ -64,44 +141,39 @@ def entitlement_state(
 
     Raises OrgNotFound, then UnknownMetric: the first two rows of the decision table.
     """
-    now = now or timezone.now()
-    prices = MetricPrice.objects.filter(
-        metric__product=product, metric__key=metric, effective_from__lte=now
-    ).order_by("-effective_from")
-    row = (
-        Organization.live.filter(public_id=org_id)
-        .annotate(
-            role=Subquery(Membership.objects.filter(org=OuterRef("pk"), user_id=user_id).values("role")[:1]),
-            plan_name=F("billing_account__plan__name"),
-            overage_allowed=F("billing_account__plan__overage_allowed"),
-            payment_status=F("billing_account__payment_status"),
-            suspended_at=F("billing_account__suspended_at"),
-            posted=F("credit_balance__posted"),
-            held=_credits_sum(active_holds(OuterRef("pk"), now=now), "cost"),
-            expired_unposted=_credits_sum(expired_unposted_grants(OuterRef("pk"), now=now), "remaining"),
-            metric_id=Subquery(Metric.objects.filter(product=product, key=metric).values("pk")[:1]),
-            credits_per_unit=Subquery(prices.values("credits_per_unit")[:1]),
+    params = {"org_id": org_id, "user_id": user_id, "product_id": product.pk, "metric": metric}
+    with connection.cursor() as cursor:
+        cursor.execute(_ENTITLEMENT_STATE, {**params, "now": now or timezone.now()})
+        row = cursor.fetchone()
+    return _state_from_row(row or (None,) * 11, org_id=org_id, metric=metric, product=product)
+
+
+def keyed_entitlement_state(
+    *, presented: PresentedKey, org_id: str, user_id: str, metric: str, now=None
+) -> tuple[Product, EntitlementState]:
+    """Authenticate the presented key and read the entitlement state for its product, in one round
+    trip; returns (product, state). Raises AuthenticationFailed, then OrgNotFound, UnknownMetric."""
+    if connection.vendor != "postgresql":  # the embedded default has no LATERAL: two queries
+        product = authenticate_key(presented)
+        return product, entitlement_state(
+            org_id=org_id, product=product, user_id=user_id, metric=metric, now=now
         )
-        .only("id", "public_id")
-        .first()
-    )
-    if row is None:
-        raise OrgNotFound(details={"org_id": org_id})
-    if row.metric_id is None or row.credits_per_unit is None:
-        raise UnknownMetric(details={"metric": metric, "product": product.slug})
-    return EntitlementState(
-        org=row,
-        role=row.role,
-        plan=row.plan_name,
-        overage_allowed=row.overage_allowed,
-        payment_status=row.payment_status,
-        suspended=row.suspended_at is not None,
-        posted=row.posted,
-        held=row.held,
-        expired_unposted=row.expired_unposted,
-        metric_id=row.metric_id,
-        credits_per_unit=row.credits_per_unit,
-    )
+    params = {"prefix": presented.prefix, "org_id": org_id, "user_id": user_id, "metric": metric}
+    with connection.cursor() as cursor:
+        cursor.execute(_KEY_AND_ENTITLEMENT_STATE, {**params, "now": now or timezone.now()})
+        row = cursor.fetchone()
+    api_key = None
+    if row is not None:
+        key_id, hashed_key, expiry_date, product_id, product_slug = row[:5]
+        api_key = ProductAPIKey(
+            id=key_id,
+            prefix=presented.prefix,
+            hashed_key=hashed_key,
+            expiry_date=expiry_date,
+            product=Product(id=product_id, slug=product_slug),
+        )
+    product = verified_product(presented, api_key)
+    return product, _state_from_row(row[5:], org_id=org_id, metric=metric, product=product)
 
 
 def balances(org: Organization, *, now=None) -> tuple[Decimal, Decimal]:

@@ -84,7 +84,10 @@ class Product(models.Model):
 
 
 class Membership(models.Model):
-    org = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="memberships")
+    # Indexed by the unique (org, user_id) constraint, whose prefix serves lookups by org.
+    org = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="memberships", db_index=False
+    )
     user_id = models.CharField(max_length=128)
     role = models.CharField(max_length=16, choices=Role.choices)
     email = models.EmailField(max_length=254, blank=True)

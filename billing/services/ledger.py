@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from billing.models import CreditBalance, CreditGrant, EntryType, LedgerDrift, LedgerEntry
@@ -98,25 +98,64 @@ class OrgLedger:
         self._append(EntryType.DEBIT, -cost, covered=covered, overage=cost - covered, reference=reference)
 
     def save(self) -> None:
-        LedgerEntry.objects.bulk_create(self.entries)
-        if self.changed:
-            CreditGrant.objects.bulk_update(self.changed.values(), ["remaining", "expired_at"])
-        self.balance.save(update_fields=["posted", "updated_at"])
-        self.entries, self.changed = [], {}
+        save_ledgers([self])
 
 
-def open_ledger(org_id: int, *, now=None) -> OrgLedger:
-    """Lock the org's balance row and load its live grants, expiring those past due. In a transaction."""
-    ledger = OrgLedger(
-        balance=CreditBalance.objects.select_for_update().get(org_id=org_id), now=now or timezone.now()
-    )
-    for grant in CreditGrant.objects.filter(org_id=org_id, remaining__gt=0):
-        if grant.expires_at is not None and grant.expires_at <= ledger.now:
+def open_ledgers(org_ids, *, now=None) -> dict[int, OrgLedger]:
+    """Lock the orgs' balance rows and load their live grants, expiring those past due; in two
+    queries whatever the number of orgs. Call inside a transaction.
+
+    The rows are locked in org id order, so two writers touching the same orgs never deadlock.
+    """
+    now = now or timezone.now()
+    balances = CreditBalance.objects.select_for_update().filter(org_id__in=org_ids).order_by("org_id")
+    ledgers = {balance.org_id: OrgLedger(balance=balance, now=now) for balance in balances}
+    for grant in CreditGrant.objects.filter(org_id__in=org_ids, remaining__gt=0):
+        ledger = ledgers[grant.org_id]
+        if grant.expires_at is not None and grant.expires_at <= now:
             ledger.expire(grant)
         else:
             ledger.grants.append(grant)
-    ledger.grants.sort(key=_expiry_order)
-    return ledger
+    for ledger in ledgers.values():
+        ledger.grants.sort(key=_expiry_order)
+    return ledgers
+
+
+def open_ledger(org_id: int, *, now=None) -> OrgLedger:
+    """One org's ledger, locked: see open_ledgers."""
+    return open_ledgers([org_id], now=now)[org_id]
+
+
+def save_ledgers(ledgers) -> None:
+    """Write what the ledgers appended and changed: three statements for any number of orgs."""
+    ledgers = list(ledgers)
+    now = timezone.now()
+    LedgerEntry.objects.bulk_create([entry for ledger in ledgers for entry in ledger.entries])
+    grants = [grant for ledger in ledgers for grant in ledger.changed.values()]
+    balances = [ledger.balance for ledger in ledgers]
+    for balance in balances:
+        balance.updated_at = now
+    if connection.vendor == "postgresql":
+        # Django's bulk_update builds a CASE per row in Python; unnest sends three arrays.
+        with connection.cursor() as cursor:
+            if grants:
+                cursor.execute(
+                    "UPDATE billing_creditgrant AS g SET remaining = v.remaining, expired_at = v.expired_at"
+                    " FROM unnest(%s::bigint[], %s::numeric[], %s::timestamptz[])"
+                    " AS v(id, remaining, expired_at) WHERE g.id = v.id",
+                    [[g.pk for g in grants], [g.remaining for g in grants], [g.expired_at for g in grants]],
+                )
+            cursor.execute(
+                "UPDATE billing_creditbalance AS b SET posted = v.posted, updated_at = %s "
+                "FROM unnest(%s::bigint[], %s::numeric[]) AS v(id, posted) WHERE b.id = v.id",
+                [now, [b.pk for b in balances], [b.posted for b in balances]],
+            )
+    else:
+        if grants:
+            CreditGrant.objects.bulk_update(grants, ["remaining", "expired_at"])
+        CreditBalance.objects.bulk_update(balances, ["posted", "updated_at"])
+    for ledger in ledgers:
+        ledger.entries, ledger.changed = [], {}
 
 
 def debit_usage(
@@ -124,21 +163,20 @@ def debit_usage(
 ) -> dict[int, Decimal]:
     """Debit each org once for its events' costs, drawn in the order given; returns {event key:
     overage} for the events credits did not fully cover. Call in the transaction storing the events.
-
-    Orgs are locked in id order, so two batches touching the same orgs never deadlock.
     """
     overages: dict[int, Decimal] = {}
-    for org_id in sorted(costs_by_org):
-        ledger = open_ledger(org_id, now=now)
+    ledgers = open_ledgers(costs_by_org, now=now)
+    for org_id, costs in costs_by_org.items():
+        ledger = ledgers[org_id]
         total = covered_total = ZERO
-        for key, cost in costs_by_org[org_id]:
+        for key, cost in costs:
             covered, overage = ledger.draw(cost)
             total += cost
             covered_total += covered
             if overage > 0:
                 overages[key] = overage
         ledger.debit(cost=total, covered=covered_total, reference=reference)
-        ledger.save()
+    save_ledgers(ledgers.values())
     return overages
 
 

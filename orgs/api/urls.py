@@ -8,4 +8,5 @@ urlpatterns = [
     path("orgs/<str:org_id>/members/<str:user_id>", views.MemberDetailView.as_view()),
     path("orgs/<str:org_id>/invitations", views.InvitationCreateView.as_view()),
     path("invitations:accept", views.InvitationAcceptView.as_view()),
+    path("ping", views.PingView.as_view()),
 ]

@@ -173,3 +173,15 @@ class InvitationAcceptView(APIView):
         data = parse_body(self.AcceptInvitationSerializer, request)
         membership, created = accept_invitation(**data, actor=Actor.for_product(request.user))
         return membership_response(membership, created)
+
+
+class PingView(APIView):
+    """Which product a key belongs to: lets a product check its key (and is the cheapest
+    authenticated request, the baseline of bench/check)."""
+
+    class PingSerializer(serializers.Serializer):
+        product = serializers.CharField()
+
+    @extend_schema(operation_id="ping", responses={200: PingSerializer, **errors()})
+    def get(self, request):
+        return Response({"product": request.user.slug})

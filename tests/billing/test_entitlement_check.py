@@ -7,7 +7,7 @@ from rest_framework.test import APIClient
 
 from billing.models import CreditGrant, Hold, LedgerEntry, PaymentStatus, SuspensionSource
 from billing.services.holds import reserve_credits
-from tests.conftest import MEMBER, OUTSIDER, set_plan
+from tests.conftest import MEMBER, OUTSIDER, client_with, set_plan
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/entitlements:check"
@@ -166,3 +166,40 @@ def test_it_needs_a_key(org, catalog):
     )
 
     assert response.status_code == 401
+
+
+def test_a_bad_key_answers_401_before_a_bad_body(org, catalog, api_key):
+    wrong = api_key[:-1] + ("x" if api_key[-1] != "x" else "y")
+
+    bad_body = client_with(wrong).post(URL, {"org_id": org.public_id, "colour": "red"}, format="json")
+    good_body = client_with(wrong).post(
+        URL, {"org_id": org.public_id, "user_id": MEMBER, "metric": "fix_run"}, format="json"
+    )
+    no_key = APIClient().post(URL, {"colour": "red"}, format="json")
+
+    for response in (bad_body, good_body, no_key):
+        assert (response.status_code, response.json()["error"]["code"]) == (401, "unauthenticated")
+        assert response["WWW-Authenticate"] == "Api-Key"
+
+
+def test_a_revoked_or_expired_key_is_refused(org, catalog, api_key):
+    from datetime import timedelta
+
+    from orgs.models import ProductAPIKey
+
+    ProductAPIKey.objects.update(expiry_date=timezone.now() - timedelta(seconds=1))
+    expired = client_with(api_key).post(
+        URL, {"org_id": org.public_id, "user_id": MEMBER, "metric": "fix_run"}, format="json"
+    )
+    ProductAPIKey.objects.update(expiry_date=None, revoked=True)
+    revoked = client_with(api_key).post(
+        URL, {"org_id": org.public_id, "user_id": MEMBER, "metric": "fix_run"}, format="json"
+    )
+
+    assert (expired.status_code, revoked.status_code) == (401, 401)
+
+
+def test_a_good_key_and_a_bad_body_is_400(api, org, catalog):
+    response = api.post(URL, {"org_id": org.public_id}, format="json")
+
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "invalid_request")

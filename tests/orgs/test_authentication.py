@@ -88,3 +88,9 @@ def test_401_comes_before_unknown_field(org):
     response = APIClient().post(url(org), {**BODY, "bogus": 1}, format="json")
 
     assert response.status_code == 401
+
+
+def test_ping_names_the_keys_product(api, other_api):
+    assert api.get("/api/v1/ping").json() == {"product": "red"}
+    assert other_api.get("/api/v1/ping").json() == {"product": "blue"}
+    assert APIClient().get("/api/v1/ping").status_code == 401

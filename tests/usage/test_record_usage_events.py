@@ -95,9 +95,7 @@ def test_one_bad_event_rejects_the_batch_and_names_it(api, org, catalog):
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["code"] == "invalid_request"
-    assert error["details"]["events"] == [
-        {"index": 1, "fields": {"quantity": ["A quantity is never negative."]}}
-    ]
+    assert error["details"]["events"] == [{"index": 1, "fields": {"quantity": ["A number of 0 or more."]}}]
     assert not UsageEvent.objects.exists()
     assert posted(org) == D(1000)
 

@@ -7,7 +7,7 @@ set-based INSERT sorted by key, and debited once per org in the same transaction
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
@@ -16,6 +16,7 @@ from psycopg.types.json import Jsonb
 from billing.pricing import PriceBook, cost_of
 from billing.selectors import price_book
 from billing.services.ledger import debit_usage
+from orgs.api.parsing import parse_decimal
 from orgs.models import Organization, Product
 from usage.exceptions import InvalidEvents
 from usage.models import UsageEvent
@@ -23,7 +24,6 @@ from usage.models import UsageEvent
 EVENT_FIELDS = {"event_id", "org_id", "metric", "quantity", "occurred_at", "user_id", "properties"}
 MAX_FUTURE = timedelta(minutes=5)
 MAX_AGE = timedelta(days=35)
-MAX_QUANTITY = Decimal("1e14")
 
 
 @dataclass
@@ -41,25 +41,6 @@ class NewEvent:
     properties: dict | None = None
     pk: int | None = None
     overage: Decimal = Decimal(0)
-
-
-def parse_quantity(value) -> Decimal:
-    """A quantity: a number or a decimal string, ≥ 0, at most 6 decimal places. Raises ValueError."""
-    if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
-        raise ValueError("A quantity is a number or a decimal string.")
-    try:
-        quantity = Decimal(value.strip() if isinstance(value, str) else value)
-    except InvalidOperation:
-        raise ValueError("A quantity is a number or a decimal string.") from None
-    if not quantity.is_finite():
-        raise ValueError("A quantity is a finite number.")
-    if quantity < 0:
-        raise ValueError("A quantity is never negative.")
-    if quantity.as_tuple().exponent < -6:
-        raise ValueError("A quantity has at most 6 decimal places.")
-    if quantity >= MAX_QUANTITY:
-        raise ValueError("A quantity is below 10^14.")
-    return quantity
 
 
 def parse_instant(value) -> datetime:
@@ -100,7 +81,7 @@ def _validate(
     quantity = occurred_at = None
     if "quantity" not in errors:
         try:
-            quantity = parse_quantity(raw["quantity"])
+            quantity = parse_decimal(raw["quantity"])
         except ValueError as error:
             errors["quantity"] = [str(error)]
     if "occurred_at" not in errors:
@@ -150,32 +131,42 @@ def record_usage_events(*, product: Product, events: list, now=None) -> dict:
     soft-deleted org are accepted: the work was done.
     """
     now = now or timezone.now()
-    ids = [raw.get("event_id") for raw in events if isinstance(raw, dict)]
-    ids = [event_id for event_id in ids if isinstance(event_id, str)]
-    stored = set(
-        UsageEvent.objects.filter(product=product, event_id__in=ids).values_list("event_id", flat=True)
-    )
     org_ids = {
         raw.get("org_id") for raw in events if isinstance(raw, dict) and isinstance(raw.get("org_id"), str)
     }
     orgs = dict(Organization.objects.filter(public_id__in=org_ids).values_list("public_id", "pk"))
     prices = price_book(product)
 
-    duplicates, seen, new, problems, unknown_fields = 0, set(), [], [], False
+    duplicates, seen, new, invalid = 0, set(), [], []
     for index, raw in enumerate(events):
         event_id = raw.get("event_id") if isinstance(raw, dict) else None
-        if isinstance(event_id, str) and (event_id in stored or event_id in seen):
-            duplicates += 1
-            continue
-        seen.add(event_id)
+        if isinstance(event_id, str):
+            if event_id in seen:
+                duplicates += 1
+                continue
+            seen.add(event_id)
         event, errors, unknown = _validate(raw, orgs=orgs, prices=prices, now=now)
         if errors:
-            problems.append({"index": index, "fields": errors})
-            unknown_fields = unknown_fields or unknown
+            invalid.append((index, event_id, errors, unknown))
         else:
             new.append(event)
-    if problems:
-        raise InvalidEvents(problems, unknown_fields=unknown_fields)
+    if invalid:
+        # Only an invalid event needs looking up: if it was stored before, it is a duplicate, not an
+        # error. Valid events find their stored twins in the INSERT below (ON CONFLICT DO NOTHING).
+        stored = set(
+            UsageEvent.objects.filter(
+                product=product, event_id__in=[i[1] for i in invalid if isinstance(i[1], str)]
+            )
+            .order_by()
+            .values_list("event_id", flat=True)
+        )
+        problems = [i for i in invalid if i[1] not in stored]
+        duplicates += len(invalid) - len(problems)
+        if problems:
+            raise InvalidEvents(
+                [{"index": index, "fields": errors} for index, _, errors, _ in problems],
+                unknown_fields=any(unknown for *_, unknown in problems),
+            )
 
     with transaction.atomic():
         inserted = store_events(product=product, events=new, now=now)

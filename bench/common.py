@@ -1,0 +1,114 @@
+"""Shared plumbing for the benchmarks: a fresh database, seed data, a gunicorn server.
+
+Benchmarks are not tests: they print figures. Run them on a quiet machine, from the project root:
+`.venv/bin/python bench/ingest.py` (see bench/README.md). They use the PostgreSQL named by
+DATABASE_URL (default: localhost:5432 as postgres), durable (fsync and synchronous_commit as the
+server has them), in a database of their own, `billing_bench`, rebuilt from a migrated template.
+"""
+
+import contextlib
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = str(ROOT / ".venv" / "bin" / "python")
+SERVER = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres").rsplit("/", 1)[0]
+TEMPLATE, DATABASE = "billing_bench_template", "billing_bench"
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/12")
+
+ENV = {
+    **os.environ,
+    "DJANGO_SETTINGS_MODULE": "billingsite.settings",
+    "DATABASE_URL": f"{SERVER}/{DATABASE}",
+    "REDIS_URL": REDIS_URL,
+    "SECRET_KEY": "bench-only",
+    "ALLOWED_HOSTS": "127.0.0.1,localhost",
+    "DEBUG": "false",
+    "LOG_LEVEL": "WARNING",
+}
+
+
+def say(message: str) -> None:
+    print(f"[bench] {message}", flush=True)
+
+
+def fresh_database() -> None:
+    """billing_bench, copied from a template that every migration has been applied to."""
+    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [TEMPLATE]).fetchone():
+            conn.execute(f'CREATE DATABASE "{TEMPLATE}"')
+    say("migrating the template database (a minute the first time)")
+    subprocess.run(
+        [PYTHON, "manage.py", "migrate", "-v", "0"],
+        cwd=ROOT,
+        env={**ENV, "DATABASE_URL": f"{SERVER}/{TEMPLATE}"},
+        check=True,
+    )
+    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{DATABASE}" TEMPLATE "{TEMPLATE}"')
+
+
+def setup_django() -> None:
+    os.environ.update(ENV)
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def gunicorn(workers: int = 2):
+    """The service as production runs it: gunicorn, sync workers."""
+    port = free_port()
+    process = subprocess.Popen(
+        [str(ROOT / ".venv" / "bin" / "gunicorn"), "-w", str(workers), "-b", f"127.0.0.1:{port}",
+         "--log-level", "warning", "billingsite.wsgi"],
+        cwd=ROOT,
+        env=ENV,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            break
+        time.sleep(0.1)
+    time.sleep(1)  # let both workers finish importing
+    try:
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def percentile(values: list[float], pct: float) -> float:
+    if len(values) < 2:
+        return values[0] if values else float("nan")
+    return statistics.quantiles(values, n=100, method="inclusive")[int(pct) - 1]
+
+
+def require(binary: str, package: str) -> str:
+    path = shutil.which(binary)
+    if path is None:
+        if os.geteuid() == 0 and shutil.which("apt-get"):
+            say(f"installing {package} (Debian package)")
+            subprocess.run(
+                ["apt-get", "install", "-y", "-qq", package], check=True, stdout=subprocess.DEVNULL
+            )
+            path = shutil.which(binary)
+        if path is None:
+            sys.exit(f"[bench] needs {binary}: apt-get install {package}")
+    return path
