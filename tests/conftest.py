@@ -13,6 +13,7 @@ from orgs.services.memberships import upsert_membership
 from orgs.services.products import ensure_product, issue_api_key
 from orgs.staff import sync_staff_groups
 from tests.factories import OrganizationFactory
+from tests.stripe_standin.fixtures import *  # noqa: F403 (the Stripe stand-in's fixtures, for every test)
 
 OWNER = "user-owner"
 MEMBER = "user-member"
