@@ -1,4 +1,4 @@
-from orgs.exceptions import Conflict, Forbidden, InvalidRequest, NotFound
+from orgs.exceptions import Conflict, Forbidden, InvalidRequest, NotFound, ServiceError
 
 
 class OrgHasActiveBilling(Conflict):
@@ -32,3 +32,28 @@ class EntitlementDenied(Exception):
     def __init__(self, decision):
         self.decision = decision
         super().__init__(decision.reason)
+
+
+class CheckoutNotAMember(Forbidden):
+    code = "not_a_member"
+    message = "This user is not a member of the organization."
+
+
+class InsufficientRole(Forbidden):
+    code = "insufficient_role"
+    message = "Only an owner, admin or billing member may start a checkout."
+
+
+class SubscriptionExists(Conflict):
+    code = "subscription_exists"
+    message = "The organization already has an active subscription."
+
+
+class StripeCatalogMissing(ServiceError):
+    code = "stripe_catalog_missing"
+    status = 503
+    message = "This plan is not published to Stripe yet (run sync_stripe_catalog)."
+
+
+class UnprocessableEvent(Exception):
+    """A Stripe event this service can never process (bad input): recorded, never retried."""

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from billing.services import allowances, ledger
+from billing.services import allowances, ledger, suspensions
 from billingsite.timeparse import parse_instant
 
 
@@ -19,3 +19,8 @@ def expire_credit_grants(now: str | None = None) -> dict:
 @shared_task
 def check_ledger_consistency(now: str | None = None) -> dict:
     return ledger.check_ledger_consistency(now=parse_instant(now))
+
+
+@shared_task
+def reconcile_suspensions(now: str | None = None) -> dict:
+    return suspensions.reconcile_suspensions(now=parse_instant(now))

@@ -19,6 +19,8 @@ JOBS: dict[str, Job] = {
     "grant_monthly_allowances": Job("billing.tasks.grant_monthly_allowances", crontab(minute=2)),
     "expire_credit_grants": Job("billing.tasks.expire_credit_grants", crontab(minute="*/15")),
     "check_ledger_consistency": Job("billing.tasks.check_ledger_consistency", crontab(minute=40, hour=3)),
+    # Daily at the rule's granularity; any extra run is harmless.
+    "reconcile_suspensions": Job("billing.tasks.reconcile_suspensions", crontab(minute=20, hour=6)),
 }
 
 

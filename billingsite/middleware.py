@@ -8,6 +8,11 @@ from orgs.services.audit import request_id_var
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
+def client_ip(request) -> str:
+    """The address that connected (a proxy in front must be trusted to set REMOTE_ADDR)."""
+    return request.META.get("REMOTE_ADDR", "")
+
+
 class RequestIdMiddleware:
     """Gives every request an id (the caller's `X-Request-ID` when sane), for logs and the audit."""
 

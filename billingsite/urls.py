@@ -11,7 +11,7 @@ urlpatterns = [
     path("api/v1/", include("usage.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
-    path("stripe/", include("djstripe.urls", namespace="djstripe")),
+    path("stripe/", include("billing.webhook_urls", namespace="djstripe")),
     path("admin/", admin.site.urls),
 ]
 

@@ -3,13 +3,25 @@
 from django import forms
 from django.conf import settings
 from django.contrib import admin
+from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
-from billing.models import BillingAccount, CreditGrant, Hold, HoldState, LedgerDrift, LedgerEntry
+from billing.models import (
+    BillingAccount,
+    CreditGrant,
+    Hold,
+    HoldState,
+    InvoiceRecord,
+    LedgerDrift,
+    LedgerEntry,
+    PaymentFailure,
+)
 from billing.selectors import balances
 from billing.services.accounts import open_organization, soft_delete_organization
 from billing.services.grants import GRANTABLE, grant_credits
+from billing.services.payments import resync_org_from_stripe
+from billing.services.suspensions import lift_suspension, suspend_organization
 from orgs.admin.actions import ActionForm, ObjectAction, ReasonForm
 from orgs.admin.organizations import OrganizationAdmin, ReadOnlyInline
 from orgs.models import Organization
@@ -21,6 +33,7 @@ class BillingAccountInline(ReadOnlyInline):
     fields = [
         "plan",
         "payment_status",
+        "open_failures",
         "overdue_since",
         "suspended_at",
         "suspension_source",
@@ -28,6 +41,14 @@ class BillingAccountInline(ReadOnlyInline):
         "first_paid_at",
     ]
     readonly_fields = fields
+
+    @admin.display(description="Open payment failures")
+    def open_failures(self, account):
+        failures = PaymentFailure.objects.filter(org_id=account.org_id, resolved_at__isnull=True)
+        return (
+            ", ".join(f"{f.invoice_id} ({f.kind}, since {f.first_failed_at:%Y-%m-%d})" for f in failures)
+            or "none"
+        )
 
 
 class LiveGrantInline(ReadOnlyInline):
@@ -63,6 +84,27 @@ class LedgerInline(ReadOnlyInline):
     fields = ["created_at", "entry_type", "amount", "covered", "overage", "balance_after", "reference"]
     readonly_fields = fields
     ordering = ["-id"]
+
+
+class SuspendForm(ReasonForm):
+    pass
+
+
+def _suspend(request, org, data):
+    suspend_organization(org=org, reason=data["reason"], actor=Actor.staff(request.user))
+    return f"{org.name} is suspended (manual); products get 402 billing_suspended."
+
+
+def _lift(request, org, data):
+    lift_suspension(org=org, reason=data["reason"], actor=Actor.staff(request.user))
+    return (
+        f"{org.name}'s suspension is lifted. While an automatic reason remains, the daily job suspends again."
+    )
+
+
+def _resync(request, org, data):
+    result = resync_org_from_stripe(org=org, actor=Actor.staff(request.user))
+    return f"Resynced from Stripe: plan {result['plan']}, {result['invoices']} invoices read."
 
 
 class OpenOrganizationForm(forms.ModelForm):
@@ -117,8 +159,8 @@ class BillingOrganizationAdmin(OrganizationAdmin):
     ]
     list_display = [*OrganizationAdmin.list_display, "plan", "payment_status"]
     list_select_related = ["billing_account__plan"]
-    readonly_fields = [*OrganizationAdmin.readonly_fields, "credits"]
-    fields = [*OrganizationAdmin.fields, "credits"]
+    readonly_fields = [*OrganizationAdmin.readonly_fields, "credits", "invoices"]
+    fields = [*OrganizationAdmin.fields, "credits", "invoices"]
 
     @admin.display(ordering="billing_account__plan__name")
     def plan(self, org):
@@ -141,6 +183,36 @@ class BillingOrganizationAdmin(OrganizationAdmin):
             else "",
         )
 
+    @admin.display(description="Invoices (Stripe)")
+    def invoices(self, org):
+        from djstripe.models import Invoice
+
+        rows = Invoice.objects.filter(customer__subscriber=org).order_by("-created")[:24]
+        if not rows:
+            return "No invoices."
+        kinds = dict(InvoiceRecord.objects.filter(org=org).values_list("invoice_id", "kind"))
+        return format_html(
+            "<table><tr><th>invoice</th><th>kind</th><th>status</th><th>amount due</th><th>paid</th>"
+            "<th>created</th><th>due</th></tr>{}</table>",
+            format_html_join(
+                "",
+                "<tr><td><a href='{}'>{}</a></td>" + "<td>{}</td>" * 6 + "</tr>",
+                (
+                    (
+                        reverse("admin:djstripe_invoice_change", args=[invoice.djstripe_id]),
+                        invoice.stripe_data.get("number") or invoice.id,
+                        kinds.get(invoice.id, "not seen yet"),
+                        invoice.stripe_data.get("status", ""),
+                        _money(invoice.stripe_data.get("amount_due"), invoice.stripe_data.get("currency")),
+                        _money(invoice.stripe_data.get("amount_paid"), invoice.stripe_data.get("currency")),
+                        f"{invoice.created:%Y-%m-%d}" if invoice.created else "",
+                        _date(invoice.stripe_data.get("due_date")),
+                    )
+                    for invoice in rows
+                ),
+            ),
+        )
+
     def get_object_actions(self):
         limit = settings.SUPPORT_CREDIT_GRANT_LIMIT
         return [
@@ -152,6 +224,23 @@ class BillingOrganizationAdmin(OrganizationAdmin):
                 "billing.grant_credits",
                 _grant,
             ),
+            ObjectAction(
+                "suspend",
+                "Suspend",
+                SuspendForm,
+                "billing.suspend_organization",
+                _suspend,
+                applies=lambda org: org.billing_account.suspension_source != "manual",
+            ),
+            ObjectAction(
+                "lift-suspension",
+                "Lift suspension",
+                ReasonForm,
+                "billing.suspend_organization",
+                _lift,
+                applies=lambda org: org.billing_account.suspended_at is not None,
+            ),
+            ObjectAction("resync", "Resync from Stripe", ActionForm, "billing.resync_from_stripe", _resync),
             ObjectAction(
                 "soft-delete",
                 "Soft-delete",
@@ -192,3 +281,15 @@ class BillingOrganizationAdmin(OrganizationAdmin):
             actor=Actor.staff(request.user),
         )
         obj.pk = org.pk  # the admin redirects to the new org's page
+
+
+def _money(cents, currency) -> str:
+    if cents is None:
+        return ""
+    return f"{cents / 100:,.2f} {(currency or '').upper()}"
+
+
+def _date(timestamp) -> str:
+    from datetime import UTC, datetime
+
+    return f"{datetime.fromtimestamp(timestamp, tz=UTC):%Y-%m-%d}" if timestamp else ""

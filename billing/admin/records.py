@@ -1,16 +1,21 @@
-"""Read-only lists staff look things up in: plans, metrics, grants, ledger, holds, claims."""
+"""Read-only lists staff look things up in: plans, metrics, grants, ledger, holds, claims, payments."""
 
 from django.contrib import admin
 
 from billing.models import (
     AllowanceClaim,
+    CheckoutSession,
     CreditGrant,
     Hold,
+    InvoiceRecord,
     LedgerDrift,
     LedgerEntry,
     Metric,
     MetricPrice,
+    PaymentFailure,
     Plan,
+    RejectedWebhook,
+    StripeEventProblem,
 )
 from orgs.admin.history import HistoryAdmin
 from orgs.admin.paginators import EstimatedCountPaginator
@@ -101,3 +106,53 @@ class AllowanceClaimAdmin(ReadOnlyAdmin):
 class LedgerDriftAdmin(ReadOnlyAdmin):
     list_display = ["found_at", "org", "posted", "ledger_sum", "grants_remaining"]
     list_select_related = ["org"]
+
+
+@admin.register(PaymentFailure)
+class PaymentFailureAdmin(ReadOnlyAdmin, HistoryAdmin):
+    list_display = ["invoice_id", "org", "kind", "first_failed_at", "resolved_at", "resolution"]
+    list_filter = ["kind", "resolution"]
+    list_select_related = ["org"]
+    search_fields = ["=invoice_id", "=org__public_id", "=subscription_id"]
+
+
+@admin.register(InvoiceRecord)
+class InvoiceRecordAdmin(ReadOnlyAdmin):
+    list_display = ["invoice_id", "org", "kind", "subscription_id", "first_seen_at"]
+    list_filter = ["kind"]
+    list_select_related = ["org"]
+    search_fields = ["=invoice_id", "=org__public_id"]
+
+
+@admin.register(CheckoutSession)
+class CheckoutSessionAdmin(ReadOnlyAdmin):
+    list_display = ["stripe_id", "org", "plan", "status", "user_id", "created_at"]
+    list_filter = ["status", "plan"]
+    list_select_related = ["org", "plan"]
+    search_fields = ["=stripe_id", "=org__public_id"]
+
+
+@admin.register(StripeEventProblem)
+class StripeEventProblemAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "event_type", "event_id", "problem"]
+    list_filter = ["event_type"]
+    search_fields = ["=event_id"]
+
+
+@admin.register(RejectedWebhook)
+class RejectedWebhookAdmin(ReadOnlyAdmin):
+    """Security entries left by rejected Stripe webhook deliveries: bad or missing signatures."""
+
+    list_display = ["created_at", "reason", "source_ip", "endpoint"]
+    date_hierarchy = "created_at"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(category="security", action="webhook.rejected")
+
+    @admin.display(description="from")
+    def source_ip(self, entry):
+        return (entry.after or {}).get("ip", "")
+
+    @admin.display
+    def endpoint(self, entry):
+        return (entry.after or {}).get("endpoint", "")

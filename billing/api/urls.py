@@ -1,12 +1,13 @@
 from django.urls import path
 
-from billing.api import credits, entitlements, organizations
+from billing.api import checkout, credits, entitlements, organizations
 
 urlpatterns = [
     path("orgs", organizations.OrganizationCreateView.as_view()),
     path("orgs/<str:org_id>", organizations.OrganizationDetailView.as_view()),
     path("orgs/<str:org_id>/credits", credits.CreditsView.as_view()),
     path("orgs/<str:org_id>/credits/grants", credits.CreditGrantView.as_view()),
+    path("orgs/<str:org_id>/checkout-sessions", checkout.CheckoutSessionView.as_view()),
     path("credit-policy", credits.CreditPolicyView.as_view()),
     path("entitlements:check", entitlements.EntitlementCheckView.as_view()),
     path("entitlements:reserve", entitlements.EntitlementReserveView.as_view()),

@@ -1,0 +1,54 @@
+"""Checkout (API.md: Checkout)."""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from billing.models import PlanName
+from billing.services.checkout import start_checkout
+from orgs.api.parsing import StrictSerializer, UserIdField, parse_body
+from orgs.api.schema import errors
+from orgs.selectors import get_live_org
+from orgs.services.audit import Actor
+
+
+class CheckoutSessionView(APIView):
+    class CreateCheckoutSerializer(StrictSerializer):
+        plan = serializers.ChoiceField(choices=[PlanName.PRO, PlanName.TEAM])
+        success_url = serializers.URLField(max_length=2000)
+        cancel_url = serializers.URLField(max_length=2000)
+        user_id = UserIdField()
+
+    class CheckoutCreatedSerializer(serializers.Serializer):
+        id = serializers.CharField(help_text="The Stripe Checkout session id (cs_…).")
+        url = serializers.URLField()
+
+    @extend_schema(
+        operation_id="checkout_sessions_create",
+        request=CreateCheckoutSerializer,
+        responses={
+            201: CheckoutCreatedSerializer,
+            **errors(
+                "400:unknown_field",
+                "400:invalid_request",
+                "404:org_not_found",
+                "403:not_a_member",
+                "403:insufficient_role",
+                "409:subscription_exists",
+                "503:stripe_unavailable",
+            ),
+        },
+    )
+    def post(self, request, org_id):
+        data = parse_body(self.CreateCheckoutSerializer, request)
+        org = get_live_org(org_id)
+        session = start_checkout(
+            org=org,
+            plan_name=data["plan"],
+            user_id=data["user_id"],
+            success_url=data["success_url"],
+            cancel_url=data["cancel_url"],
+            actor=Actor.for_product(request.user),
+        )
+        return Response({"id": session.stripe_id, "url": session.url}, status=status.HTTP_201_CREATED)

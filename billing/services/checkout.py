@@ -1,0 +1,108 @@
+"""Checkout: an org subscribes to a paid plan through Stripe Checkout (subscription mode)."""
+
+from django.db import transaction
+
+from billing import stripe_api
+from billing.exceptions import CheckoutNotAMember, InsufficientRole, StripeCatalogMissing, SubscriptionExists
+from billing.models import CheckoutSession, CheckoutStatus, Plan
+from billing.services.payments import LIVE_SUBSCRIPTION_STATUSES, customer_id_for, lock_account, sync_plan
+from orgs.models import AuditCategory, Membership, Organization, Role
+from orgs.services.audit import Actor, record_audit
+
+CHECKOUT_ROLES = {Role.OWNER, Role.ADMIN, Role.BILLING}
+BLOCKING_SUBSCRIPTION_STATUSES = {*LIVE_SUBSCRIPTION_STATUSES, "trialing", "unpaid", "incomplete"}
+
+
+def ensure_customer(org: Organization) -> str:
+    """The org's Stripe customer id, created on first need and linked to the org through dj-stripe."""
+    from djstripe.models import Customer
+
+    customer_id = customer_id_for(org)
+    if customer_id is None:
+        customer = stripe_api.create_customer(org=org)
+        Customer.sync_from_stripe_data(customer, api_key=stripe_api._options()["api_key"])
+        customer_id = customer["id"]
+    return customer_id
+
+
+def start_checkout(
+    *, org: Organization, plan_name: str, user_id: str, success_url: str, cancel_url: str, actor: Actor
+) -> CheckoutSession:
+    """Start a Checkout session for the org's subscription to `plan_name`; not idempotent (each call
+    opens a new session and expires the org's previous open one).
+
+    Runs under the org's billing-account lock, so two checkouts of one org never both stay open.
+    Stripe writes carry idempotency keys derived from our rows.
+    """
+    role = Membership.objects.filter(org=org, user_id=user_id).values_list("role", flat=True).first()
+    if role is None:
+        raise CheckoutNotAMember(details={"user_id": user_id})
+    if role not in CHECKOUT_ROLES:
+        raise InsufficientRole(details={"role": role})
+    plan = Plan.objects.get(name=plan_name)
+    if not (plan.stripe_price_id and plan.stripe_overage_price_id):
+        raise StripeCatalogMissing(details={"plan": plan.name})
+
+    with transaction.atomic():
+        # Committed on its own: a refused checkout must not forget the customer Stripe now has.
+        lock_account(org)
+        customer_id = ensure_customer(org)
+    with transaction.atomic():
+        lock_account(org)
+        live = [
+            s["id"]
+            for s in stripe_api.list_subscriptions(customer_id=customer_id)
+            if s["status"] in BLOCKING_SUBSCRIPTION_STATUSES
+        ]
+        if live:
+            raise SubscriptionExists(details={"subscriptions": live})
+        for previous in CheckoutSession.objects.filter(org=org, status=CheckoutStatus.OPEN):
+            _close(previous)
+        session = CheckoutSession.objects.create(org=org, plan=plan, user_id=user_id)
+        stripe_session = stripe_api.create_checkout_session(
+            customer_id=customer_id,
+            prices=[plan.stripe_price_id, plan.stripe_overage_price_id],
+            success_url=success_url,
+            cancel_url=cancel_url,
+            metadata={"org_id": org.public_id, "plan": plan.name, "checkout": str(session.pk)},
+            idempotency_key=f"checkout:{session.pk}",
+        )
+        session.stripe_id, session.url, session.status = (
+            stripe_session["id"],
+            stripe_session["url"],
+            CheckoutStatus.OPEN,
+        )
+        session.save(update_fields=["stripe_id", "url", "status", "updated_at"])
+        record_audit(
+            actor=actor,
+            action="billing.checkout_started",
+            category=AuditCategory.BILLING,
+            org=org,
+            after={"session": session.stripe_id, "plan": plan.name, "user_id": user_id},
+        )
+    return session
+
+
+def _close(session: CheckoutSession) -> None:
+    """Expire an open session at Stripe; one that completed or expired meanwhile is recorded as such."""
+    try:
+        stripe_api.expire_checkout_session(session.stripe_id)
+        session.status = CheckoutStatus.EXPIRED
+    except stripe_api.StripeRefused:
+        current = stripe_api.retrieve_checkout_session(session.stripe_id)
+        session.status = (
+            CheckoutStatus.COMPLETE if current["status"] == "complete" else CheckoutStatus.EXPIRED
+        )
+    session.save(update_fields=["status", "updated_at"])
+
+
+def record_checkout_completed(*, session_id: str, customer_id: str, subscription_id: str, actor: Actor):
+    """checkout.session.completed: link the subscription Stripe created, then recompute the plan.
+    Never creates a subscription. Idempotent."""
+    from billing.services.payments import org_for_customer
+
+    org = org_for_customer(customer_id)
+    CheckoutSession.objects.filter(stripe_id=session_id).exclude(status=CheckoutStatus.COMPLETE).update(
+        status=CheckoutStatus.COMPLETE, subscription_id=subscription_id or ""
+    )
+    return sync_plan(org=org, actor=actor)

@@ -1,0 +1,190 @@
+"""Every call this project makes to Stripe (dj-stripe makes its own), in one place.
+
+Each call sends the pinned API version and the environment's key; every write carries an
+idempotency key derived from our own rows, so a retry after a lost answer is harmless. Errors
+are sorted in two: StripeUnavailable (a network failure, a 5xx, a rate limit: retry later) and
+StripeRefused (Stripe answered no: retrying the same request can never succeed).
+"""
+
+import stripe
+from django.conf import settings
+
+from orgs.exceptions import ServiceError
+
+# The stripe library retries network errors and 5xx itself, with the same idempotency key.
+stripe.max_network_retries = 2
+
+
+class StripeUnavailable(ServiceError):
+    code = "stripe_unavailable"
+    status = 503
+    message = "Stripe could not be reached; try again shortly."
+
+
+class StripeRefused(ServiceError):
+    code = "stripe_refused"
+    status = 502
+    message = "Stripe refused the request."
+
+
+TRANSIENT = (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError)
+
+
+def _options(idempotency_key: str | None = None) -> dict:
+    key = settings.STRIPE_LIVE_SECRET_KEY if settings.STRIPE_LIVE_MODE else settings.STRIPE_TEST_SECRET_KEY
+    options = {"api_key": key, "stripe_version": settings.STRIPE_API_VERSION}
+    if idempotency_key:
+        options["idempotency_key"] = idempotency_key
+    return options
+
+
+def _call(function, *args, idempotency_key: str | None = None, **params):
+    try:
+        return function(*args, **params, **_options(idempotency_key))
+    except TRANSIENT as error:
+        raise StripeUnavailable(details={"stripe_error": str(error)[:300]}) from error
+    except stripe.StripeError as error:
+        raise StripeRefused(
+            str(error.user_message or error)[:300], details={"stripe_code": error.code}
+        ) from error
+
+
+def is_missing(error: StripeRefused) -> bool:
+    return error.details.get("stripe_code") == "resource_missing"
+
+
+# --- Customers, subscriptions, checkout ----------------------------------------------------------
+
+
+def create_customer(*, org):
+    """The org's Stripe customer; linked to the org as dj-stripe's subscriber by its metadata."""
+    return _call(
+        stripe.Customer.create,
+        email=org.billing_email,
+        name=org.name,
+        metadata={"djstripe_subscriber": str(org.pk), "org_id": org.public_id},
+        idempotency_key=f"customer:{org.public_id}",
+    )
+
+
+def list_subscriptions(*, customer_id: str) -> list:
+    page = _call(stripe.Subscription.list, customer=customer_id, status="all", limit=100)
+    return list(page.auto_paging_iter())
+
+
+def retrieve_subscription(subscription_id: str):
+    return _call(stripe.Subscription.retrieve, subscription_id)
+
+
+def set_cancel_at_period_end(*, subscription_id: str, cancel: bool, idempotency_key: str):
+    return _call(
+        stripe.Subscription.modify,
+        subscription_id,
+        cancel_at_period_end=cancel,
+        idempotency_key=idempotency_key,
+    )
+
+
+def create_checkout_session(
+    *,
+    customer_id: str,
+    prices: list[str],
+    success_url: str,
+    cancel_url: str,
+    metadata: dict,
+    idempotency_key: str,
+):
+    """Subscription mode: the plan's monthly price (quantity 1) and its metered overage price."""
+    line_items = [{"price": prices[0], "quantity": 1}, *({"price": price} for price in prices[1:])]
+    return _call(
+        stripe.checkout.Session.create,
+        mode="subscription",
+        customer=customer_id,
+        line_items=line_items,
+        success_url=success_url,
+        cancel_url=cancel_url,
+        client_reference_id=metadata["org_id"],
+        metadata=metadata,
+        subscription_data={"metadata": metadata},
+        idempotency_key=idempotency_key,
+    )
+
+
+def retrieve_checkout_session(session_id: str):
+    return _call(stripe.checkout.Session.retrieve, session_id)
+
+
+def expire_checkout_session(session_id: str):
+    return _call(stripe.checkout.Session.expire, session_id, idempotency_key=f"expire:{session_id}")
+
+
+# --- Invoices ------------------------------------------------------------------------------------
+
+
+def retrieve_invoice(invoice_id: str):
+    return _call(stripe.Invoice.retrieve, invoice_id)
+
+
+def invoice_lines(invoice) -> list:
+    """Every line of the invoice: the embedded first page, then the rest through /lines."""
+    lines = list(invoice["lines"]["data"])
+    has_more = invoice["lines"]["has_more"]
+    while has_more:
+        page = _call(stripe.Invoice.list_lines, invoice["id"], starting_after=lines[-1]["id"], limit=100)
+        lines.extend(page["data"])
+        has_more = page["has_more"]
+    return lines
+
+
+def list_invoices(*, customer_id: str, limit: int = 100) -> list:
+    return list(_call(stripe.Invoice.list, customer=customer_id, limit=limit)["data"])
+
+
+def retrieve_price(price_id: str):
+    return _call(stripe.Price.retrieve, price_id)
+
+
+# --- Catalog ---------------------------------------------------------------------------------------
+
+
+def retrieve_product(product_id: str):
+    return _call(stripe.Product.retrieve, product_id)
+
+
+def create_product(*, product_id: str, name: str, metadata: dict):
+    return _call(
+        stripe.Product.create,
+        id=product_id,
+        name=name,
+        metadata=metadata,
+        idempotency_key=f"product:{product_id}",
+    )
+
+
+def prices_by_lookup_key(lookup_keys: list[str]) -> dict:
+    """The active prices holding these lookup keys: {lookup_key: price}."""
+    found = {}
+    for start in range(0, len(lookup_keys), 10):  # Stripe takes at most 10 per request
+        page = _call(stripe.Price.list, lookup_keys=lookup_keys[start : start + 10], active=True, limit=100)
+        found.update({price["lookup_key"]: price for price in page["data"]})
+    return found
+
+
+def create_price(*, idempotency_key: str, **params):
+    return _call(stripe.Price.create, idempotency_key=idempotency_key, **params)
+
+
+def list_meters() -> list:
+    return list(_call(stripe.billing.Meter.list, status="active", limit=100).auto_paging_iter())
+
+
+def create_meter(*, event_name: str, display_name: str):
+    return _call(
+        stripe.billing.Meter.create,
+        display_name=display_name,
+        event_name=event_name,
+        default_aggregation={"formula": "sum"},
+        customer_mapping={"type": "by_id", "event_payload_key": "stripe_customer_id"},
+        value_settings={"event_payload_key": "value"},
+        idempotency_key=f"meter:{event_name}",
+    )
