@@ -89,3 +89,22 @@ def test_enqueueing_is_idempotent_on_its_key(org):
 def test_backoff_grows_and_is_capped():
     assert [outbox.backoff(n).total_seconds() for n in (1, 2, 3)] == [30, 60, 120]
     assert outbox.backoff(50) == timedelta(hours=1)
+
+
+def test_a_lost_broker_only_delays_the_message(org, monkeypatch, django_capture_on_commit_callbacks):
+    def broker_down(*args, **kwargs):
+        raise ConnectionError("redis is gone")
+
+    monkeypatch.setattr("orgs.tasks.perform_outbox_message.delay", broker_down)
+    invitation, _ = create_invitation(
+        org=org, email="inv@x.example", role=Role.MEMBER, actor=Actor.system("t")
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        resend_invitation(
+            invitation=invitation, actor=Actor.system("tests")
+        )  # the enqueue fails after commit
+
+    assert OutboxMessage.objects.get().performed_at is None
+    assert outbox.process_outbox()["performed"] == 1
+    assert len(mail.outbox) == 1

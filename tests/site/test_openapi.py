@@ -21,6 +21,8 @@ ENDPOINTS = {
     ("/api/v1/orgs/{org_id}/credits", "get"),
     ("/api/v1/orgs/{org_id}/credits/grants", "post"),
     ("/api/v1/credit-policy", "get"),
+    ("/api/v1/orgs/{org_id}/checkout-sessions", "post"),
+    ("/api/v1/ping", "get"),
 }
 
 

@@ -1,0 +1,97 @@
+import pytest
+from django.contrib.auth.models import Group, User
+from django.urls import reverse
+from djstripe.models import Customer
+
+from billing.models import BillingAccount, SuspensionSource
+from orgs.models import AuditEntry
+from orgs.staff import BILLING_ADMIN, SUPPORT
+from tests.billing.conftest import deliver, subscribe
+
+pytestmark = pytest.mark.django_db
+
+
+def staff_client(client, name, group):
+    user = User.objects.create_user(name, f"{name}@staff.example", "pw", is_staff=True)
+    user.groups.add(Group.objects.get(name=group))
+    client.force_login(user)
+    return client
+
+
+def act(org, action):
+    return reverse("admin:orgs_organization_act", args=[org.pk, action])
+
+
+def test_support_suspends_and_lifts_with_a_reason(client, org):
+    support = staff_client(client, "sam", SUPPORT)
+
+    support.post(act(org, "suspend"), {"reason": "chargeback under review"})
+    account = BillingAccount.objects.get(org=org)
+    assert (account.suspension_source, account.suspension_reason) == (
+        SuspensionSource.MANUAL,
+        "chargeback under review",
+    )
+
+    support.post(act(org, "lift-suspension"), {"reason": "cleared"})
+
+    assert BillingAccount.objects.get(org=org).suspended_at is None
+    assert [e.actor_user.username for e in AuditEntry.objects.filter(org=org, category="suspension")] == [
+        "sam",
+        "sam",
+    ]
+
+
+def test_support_may_not_resync(client, org):
+    assert staff_client(client, "sam", SUPPORT).post(act(org, "resync"), {}).status_code == 403
+
+
+def test_billing_admin_resyncs_an_org_from_stripe(client, org, customer, stripe_standin, stripe_catalog):
+    subscribe(stripe_standin, org, stripe_catalog["team"])
+    stripe_standin.add_invoice(
+        customer, status="open", lines=[(stripe_catalog["team"].stripe_price_id, 19900)]
+    )
+
+    response = staff_client(client, "bea", BILLING_ADMIN).post(act(org, "resync"), {}, follow=True)
+
+    assert "plan team, 1 invoices read" in str(next(iter(response.context["messages"])))
+    account = BillingAccount.objects.get(org=org)
+    assert (account.plan.name, account.payment_status) == ("team", "past_due")
+
+
+def test_the_org_page_lists_invoices_with_their_kind(
+    client, org, customer, stripe_standin, stripe_catalog, post_webhook
+):
+    invoice = stripe_standin.add_invoice(
+        customer, lines=[(stripe_catalog["pro"].stripe_price_id, 4900)], number="ACME-0001"
+    )
+    deliver(stripe_standin, post_webhook, "invoice.payment_failed", invoice["id"])
+
+    page = staff_client(client, "sam", SUPPORT).get(reverse("admin:orgs_organization_change", args=[org.pk]))
+
+    html = page.content.decode()
+    assert "ACME-0001" in html and "<td>plan</td>" in html and "49.00 USD" in html
+    assert f"{invoice['id']} (plan, since" in html  # the open failure on the billing account
+
+
+def test_rejected_webhooks_are_listed_for_staff(
+    client, post_webhook, stripe_standin, customer, stripe_catalog
+):
+    invoice = stripe_standin.add_invoice(customer, lines=[(stripe_catalog["pro"].stripe_price_id, 4900)])
+    post_webhook(stripe_standin.event("invoice.paid", invoice["id"]), secret="whsec_wrong")
+
+    page = staff_client(client, "sam", SUPPORT).get(reverse("admin:billing_rejectedwebhook_changelist"))
+
+    assert page.status_code == 200 and "invalid signature" in page.content.decode()
+
+
+def test_stripe_data_is_read_only_even_for_a_superuser(client, customer, admin_user):
+    client.force_login(admin_user)
+    row = Customer.objects.get(id=customer)
+
+    change = client.get(reverse("admin:djstripe_customer_change", args=[row.djstripe_id]))
+    add = client.get(reverse("admin:djstripe_customer_add"))
+    delete = client.post(reverse("admin:djstripe_customer_delete", args=[row.djstripe_id]), {"post": "yes"})
+
+    assert change.status_code == 200 and "Save" not in change.content.decode().split("submit-row")[-1][:400]
+    assert (add.status_code, delete.status_code) == (403, 403)
+    assert Customer.objects.filter(id=customer).exists()
