@@ -19,7 +19,16 @@ def seed(orgs: int) -> dict:
             "products": {
                 "red": {"name": "Red", "metrics": {"fix_run": {"unit": "run", "credits_per_unit": "2.5"}}}
             },
-            "plans": {"free": {"monthly_credits": "1000", "seats": 3, "overage": False}},
+            "plans": {
+                "free": {"monthly_credits": "1000", "seats": 3, "overage": False},
+                "pro": {
+                    "monthly_credits": "20000",
+                    "seats": 20,
+                    "overage": True,
+                    "monthly_price_cents": 4900,
+                    "overage_cents_per_credit": "0.5",
+                },
+            },
         }
     )
     product = Product.objects.get(slug="red")

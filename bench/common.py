@@ -19,6 +19,7 @@ from pathlib import Path
 import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the benches use the test suite's Stripe stand-in
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
 SERVER = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres").rsplit("/", 1)[0]
 TEMPLATE, DATABASE = "billing_bench_template", "billing_bench"

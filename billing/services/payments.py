@@ -1,9 +1,11 @@
 """Payment state from Stripe: invoices, payment failures, the plan.
 
-Every function here locks the org's billing account first and then reads Stripe's current
-objects, so concurrent or out-of-order webhooks serialize and the last one decides from the
-newest state: an older event can never undo newer state. Stripe writes these decisions need
-(cancel at period end, keep) go through the outbox.
+Every decision locks the org's billing account first, so concurrent webhooks of one org
+serialize. Decisions are made from Stripe's current objects, never from an event's payload:
+dj-stripe re-reads the invoice on every delivery, and the plan is recomputed from the
+subscriptions listed afresh. Invoice states only move forward, and so do payment failures: an
+older event can never undo newer state. Stripe writes these decisions need (cancel at period
+end, keep) go through the outbox.
 """
 
 from datetime import UTC, datetime
@@ -98,13 +100,6 @@ def classify_invoice(invoice) -> InvoiceKind:
     return InvoiceKind.PLAN
 
 
-def _mirror(invoice) -> None:
-    """Keep dj-stripe's copy as fresh as our decision (it may have stored an older fetch)."""
-    from djstripe.models import Invoice
-
-    Invoice.sync_from_stripe_data(invoice, api_key=stripe_api._options()["api_key"])
-
-
 def derive_payment_state(account: BillingAccount, *, actor: Actor) -> None:
     """payment_status: blocked while a metered failure is open, else past_due while a plan failure
     is open, else ok; overdue_since: the earliest open failure. Call with the account locked."""
@@ -137,27 +132,41 @@ def _iso(instant: datetime | None) -> str | None:
     return instant.isoformat() if instant else None
 
 
+# Invoice states only move forward: open → uncollectible → paid or void. A failure never moves
+# back, so an older copy of an invoice, decided after a newer one, changes nothing.
+_FAILURE_RANK = {
+    None: 1,
+    FailureResolution.UNCOLLECTIBLE: 2,
+    FailureResolution.PAID: 3,
+    FailureResolution.VOID: 3,
+}
+
+
+def invoice_from_delivery(invoice_id: str) -> dict:
+    """The invoice as dj-stripe re-read it from Stripe while processing this delivery."""
+    from djstripe.models import Invoice
+
+    return Invoice.objects.values_list("stripe_data", flat=True).get(id=invoice_id)
+
+
 def refresh_invoice(
-    *, invoice_id: str, customer_id: str, actor: Actor, failed_at: datetime | None = None
+    *, invoice: dict, actor: Actor, failed_at: datetime | None = None
 ) -> PaymentFailure | None:
     """Decide an invoice's payment failure from its current state in Stripe, in one transaction.
 
-    `failed_at` says a payment of it failed (the failure event's `created`): if the invoice is still
-    open, that opens its failure (once; a later failure keeps the first time). Paid, void or
-    uncollectible resolves it; any other event never opens one. A plan failure asks Stripe
-    (through the outbox) to cancel at period end; paying it asks to keep the subscription. The
-    first invoice paid with amount_paid > 0 sets first_paid_at, and a payment lifts an `auto`
-    suspension whose reason has gone. Idempotent.
+    `invoice` is Stripe's current copy: re-read by dj-stripe during the webhook delivery, or by a
+    resync. `failed_at` says a payment of it failed (the failure event's `created`): if the invoice
+    is still open, that opens its failure (once; a later failure keeps the first time). Paid, void
+    or uncollectible resolves it; any other event never opens one, and no copy moves a failure
+    back. A plan failure asks Stripe (through the outbox) to cancel at period end; paying it asks
+    to keep the subscription. The first invoice paid with amount_paid > 0 sets first_paid_at, and a
+    payment lifts an `auto` suspension whose reason has gone. Idempotent.
     """
-    org = org_for_customer(customer_id)
-    now = timezone.now()
-    with transaction.atomic():
+    org = org_for_customer(invoice["customer"])
+    invoice_id, status, now = invoice["id"], invoice["status"], timezone.now()
+    # No savepoint of its own: a receiver calls it inside recorded_problems' (each costs round trips).
+    with transaction.atomic(savepoint=False):
         account = lock_account(org)
-        try:
-            invoice = stripe_api.retrieve_invoice(invoice_id)
-        except stripe_api.StripeRefused as error:
-            raise UnprocessableEvent(f"Stripe refused invoice {invoice_id}: {error.message}") from error
-        _mirror(invoice)
         record = InvoiceRecord.objects.filter(invoice_id=invoice_id).first()
         if record is None:
             record = InvoiceRecord.objects.create(
@@ -166,8 +175,7 @@ def refresh_invoice(
                 kind=classify_invoice(invoice),
                 subscription_id=_subscription_of(invoice),
             )
-        failure = PaymentFailure.objects.select_for_update().filter(invoice_id=invoice_id).first()
-        status = invoice["status"]
+        failure = PaymentFailure.objects.filter(invoice_id=invoice_id).first()
 
         if status == "open" and failed_at is not None and failure is None:
             failure = PaymentFailure.objects.create(
@@ -191,7 +199,7 @@ def refresh_invoice(
         elif (
             status in RESOLVING_STATUSES
             and failure is not None
-            and failure.resolution != RESOLVING_STATUSES[status]
+            and _FAILURE_RANK[RESOLVING_STATUSES[status]] > _FAILURE_RANK[failure.resolution or None]
         ):
             was_open = failure.is_open
             failure.resolution = RESOLVING_STATUSES[status]
@@ -295,8 +303,7 @@ def resync_org_from_stripe(*, org: Organization, actor: Actor) -> dict:
         # Without an event, an open invoice whose automatic attempts failed is a failure.
         failed = invoice["status"] == "open" and invoice["attempt_count"] > 0 and invoice["attempted"]
         refresh_invoice(
-            invoice_id=invoice["id"],
-            customer_id=customer_id,
+            invoice=invoice,
             actor=actor,
             failed_at=datetime.fromtimestamp(invoice["created"], tz=UTC) if failed else None,
         )

@@ -14,9 +14,11 @@ from billing.models import (
     PaymentStatus,
     SuspensionSource,
 )
+from billing.services.payments import refresh_invoice
 from billing.services.suspensions import reconcile_suspensions
 from billing.stripe_api import StripeUnavailable
 from orgs.models import AuditEntry, OutboxMessage
+from orgs.services.audit import Actor
 from orgs.services.outbox import process_outbox
 from tests.billing.conftest import deliver, subscribe
 
@@ -298,3 +300,34 @@ def test_stripe_down_while_rereading_fails_the_delivery_so_stripe_retries(
 
     assert post_webhook(event).status_code == 200  # Stripe's redelivery
     assert PaymentFailure.objects.count() == 1
+
+
+def test_an_older_copy_decided_after_a_newer_one_changes_nothing(
+    org, customer, pro, stripe_standin, post_webhook
+):
+    # Two deliveries for one invoice race: the paid copy commits first, the open one after it.
+    invoice = plan_invoice(stripe_standin, customer, pro)
+    deliver(stripe_standin, post_webhook, "invoice.payment_failed", invoice["id"])
+    older = dict(stripe_standin.get(invoice["id"]))
+    stripe_standin.update(invoice["id"], status="paid", amount_paid=4900, amount_remaining=0)
+    deliver(stripe_standin, post_webhook, "invoice.paid", invoice["id"])
+
+    refresh_invoice(invoice=older, actor=Actor.stripe("evt_older"), failed_at=timezone.now())
+
+    assert PaymentFailure.objects.get().resolution == FailureResolution.PAID
+    assert account(org).payment_status == PaymentStatus.OK
+
+
+def test_an_uncollectible_invoice_paid_later_is_resolved_as_paid(
+    org, customer, pro, stripe_standin, post_webhook
+):
+    invoice = plan_invoice(stripe_standin, customer, pro)
+    deliver(stripe_standin, post_webhook, "invoice.payment_failed", invoice["id"])
+    stripe_standin.update(invoice["id"], status="uncollectible")
+    deliver(stripe_standin, post_webhook, "invoice.marked_uncollectible", invoice["id"])
+    stripe_standin.update(invoice["id"], status="paid", amount_paid=4900, amount_remaining=0)
+
+    deliver(stripe_standin, post_webhook, "invoice.paid", invoice["id"])
+
+    assert PaymentFailure.objects.get().resolution == FailureResolution.PAID
+    assert account(org).first_paid_at is not None
