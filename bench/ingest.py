@@ -85,8 +85,8 @@ class RawSender:
 
     SQL = """
         INSERT INTO usage_usageevent (product_id, event_id, org_id, user_id, metric, price_id, quantity, cost,
-                                      overage, occurred_at, received_at, properties)
-        SELECT %s, e.event_id, e.org_id, e.user_id, e.metric, e.price_id, e.quantity, e.cost, 0,
+                                      overage, billable_overage, occurred_at, received_at, properties)
+        SELECT %s, e.event_id, e.org_id, e.user_id, e.metric, e.price_id, e.quantity, e.cost, 0, 0,
                e.occurred_at, now(), e.properties
         FROM unnest(%s::varchar[], %s::bigint[], %s::varchar[], %s::varchar[], %s::bigint[], %s::numeric[],
                     %s::numeric[], %s::timestamptz[], %s::jsonb[])

@@ -21,6 +21,10 @@ JOBS: dict[str, Job] = {
     "check_ledger_consistency": Job("billing.tasks.check_ledger_consistency", crontab(minute=40, hour=3)),
     # Daily at the rule's granularity; any extra run is harmless.
     "reconcile_suspensions": Job("billing.tasks.reconcile_suspensions", crontab(minute=20, hour=6)),
+    "rollup_usage": Job("usage.tasks.rollup_usage", crontab(minute="*/5")),
+    # Hourly, after the rollups: each report carries the whole credits accrued since the last one.
+    "report_meter_usage": Job("usage.tasks.report_meter_usage", crontab(minute=10)),
+    "check_meter_parity": Job("usage.tasks.check_meter_parity", crontab(minute=50, hour=4)),
 }
 
 

@@ -1,25 +1,82 @@
 """Usage on the org page (totals by product and metric) and the usage event list."""
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 from django.contrib import admin
 from django.db.models import Sum
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from billing.admin.organizations import BillingOrganizationAdmin
+from orgs.admin.organizations import ReadOnlyInline
 from orgs.admin.paginators import EstimatedCountPaginator
 from orgs.admin.records import ReadOnlyAdmin
 from orgs.models import Organization
-from usage.models import UsageEvent
+from usage.charts import daily_usage_svg
+from usage.models import MeterParity, MeterReport, UsageBucket, UsageEvent
 
 admin.site.unregister(Organization)
 
 
+class MeterReportInline(ReadOnlyInline):
+    model = MeterReport
+    limit = 20
+    verbose_name_plural = "Meter reports (latest 20)"
+    fields = ["identifier", "value", "carried", "status", "created_at", "sent_at", "attempts", "last_error"]
+    readonly_fields = fields
+    ordering = ["-created_at", "-id"]
+
+
 @admin.register(Organization)
 class UsageOrganizationAdmin(BillingOrganizationAdmin):
-    readonly_fields = [*BillingOrganizationAdmin.readonly_fields, "usage_last_30_days"]
-    fields = [*BillingOrganizationAdmin.fields, "usage_last_30_days"]
+    readonly_fields = [
+        *BillingOrganizationAdmin.readonly_fields,
+        "usage_chart",
+        "usage_last_30_days",
+        "meter_parity",
+    ]
+    fields = [*BillingOrganizationAdmin.fields, "usage_chart", "usage_last_30_days", "meter_parity"]
+    inlines = [*BillingOrganizationAdmin.inlines, MeterReportInline]
+
+    @admin.display(description="Credits per day, last 30 days")
+    def usage_chart(self, org):
+        today = timezone.now().date()
+        rows = (
+            UsageBucket.objects.filter(org=org, hour__gte=timezone.now() - timedelta(days=30))
+            .annotate(day=TruncDate("hour", tzinfo=UTC))
+            .values("day", "product__slug", "metric")
+            .annotate(cost=Sum("cost"))
+        )
+        return daily_usage_svg(
+            [
+                {"day": r["day"], "label": f"{r['product__slug']}:{r['metric']}", "cost": r["cost"]}
+                for r in rows
+            ],
+            days=30,
+            today=today,
+        )
+
+    @admin.display(description="Meter parity (latest check)")
+    def meter_parity(self, org):
+        check = MeterParity.objects.filter(org=org).first()
+        if check is None:
+            return "Not checked yet."
+        stripe_total = "—" if check.stripe_total is None else check.stripe_total
+        return format_html(
+            "{} · events {} · buckets {} · reported {} · Stripe {} · {}",
+            f"{check.checked_at:%Y-%m-%d %H:%M}",
+            check.events_total,
+            check.buckets_total,
+            check.reported_total,
+            stripe_total,
+            format_html(
+                "<strong style='color:#ba2121'>drift: {}</strong>",
+                ", ".join(check.details.get("problems", [])),
+            )
+            if check.drift
+            else "no drift",
+        )
 
     @admin.display(description="Usage, last 30 days")
     def usage_last_30_days(self, org):
@@ -49,3 +106,46 @@ class UsageEventAdmin(ReadOnlyAdmin):
     search_fields = ["=event_id", "=org__public_id"]
     show_full_result_count = False
     paginator = EstimatedCountPaginator
+
+
+@admin.register(UsageBucket)
+class UsageBucketAdmin(ReadOnlyAdmin):
+    list_display = [
+        "hour",
+        "org",
+        "product",
+        "metric",
+        "quantity",
+        "cost",
+        "overage",
+        "billable_overage",
+        "events",
+    ]
+    list_filter = ["product"]
+    list_select_related = ["org", "product"]
+    search_fields = ["=org__public_id"]
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator
+
+
+@admin.register(MeterReport)
+class MeterReportAdmin(ReadOnlyAdmin):
+    list_display = ["identifier", "org", "value", "carried", "status", "created_at", "sent_at", "attempts"]
+    list_filter = ["status"]
+    list_select_related = ["org"]
+    search_fields = ["=identifier", "=org__public_id"]
+
+
+@admin.register(MeterParity)
+class MeterParityAdmin(ReadOnlyAdmin):
+    list_display = [
+        "checked_at",
+        "org",
+        "events_total",
+        "buckets_total",
+        "reported_total",
+        "stripe_total",
+        "drift",
+    ]
+    list_filter = ["drift"]
+    list_select_related = ["org"]

@@ -23,8 +23,10 @@ class UsageEvent(models.Model):
     price = models.ForeignKey(MetricPrice, on_delete=models.PROTECT, db_index=False)
     quantity = models.DecimalField(max_digits=20, decimal_places=6)
     cost = models.DecimalField(max_digits=20, decimal_places=6)
-    # The part of the cost no credit covered when it was debited.
+    # The part of the cost no credit covered when it was debited...
     overage = models.DecimalField(max_digits=20, decimal_places=6, default=0)
+    # ...and of that, what Stripe bills: overage accrued while the org's plan allowed overage.
+    billable_overage = models.DecimalField(max_digits=20, decimal_places=6, default=0)
     occurred_at = models.DateTimeField()
     received_at = models.DateTimeField()
     properties = models.JSONField(default=dict, blank=True)
@@ -38,3 +40,119 @@ class UsageEvent(models.Model):
 
     def __str__(self):
         return f"{self.product_id}:{self.event_id}"
+
+    # On PostgreSQL the table also has `ingest_txid` (bigint, DEFAULT the inserting transaction's
+    # id, BRIN-indexed), maintained by the database alone: the rollup reads new events by it
+    # (usage/services/rollup.py). It is not a model field, so no Python code ever writes it.
+
+
+class UsageBucket(models.Model):
+    """Hourly totals per (org, product, metric), rolled up from events (usage/services/rollup.py)."""
+
+    org = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="usage_buckets", db_index=False
+    )
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, db_index=False)
+    metric = models.CharField(max_length=64)
+    hour = models.DateTimeField(help_text="The UTC hour [hour, hour + 1 h) the totals cover.")
+    quantity = models.DecimalField(max_digits=20, decimal_places=6, default=0)
+    cost = models.DecimalField(max_digits=20, decimal_places=6, default=0)
+    overage = models.DecimalField(max_digits=20, decimal_places=6, default=0)
+    billable_overage = models.DecimalField(max_digits=20, decimal_places=6, default=0)
+    events = models.PositiveBigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-hour"]
+        constraints = [
+            models.UniqueConstraint(fields=["org", "product", "metric", "hour"], name="usage_bucket_unique"),
+        ]
+
+    def __str__(self):
+        return f"{self.org_id} {self.product_id}:{self.metric} {self.hour:%Y-%m-%d %H}h"
+
+
+class RollupCursor(models.Model):
+    """How far the rollup has read: every event of a transaction below `horizon` is in the buckets."""
+
+    name = models.CharField(max_length=32, unique=True)
+    horizon = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self):
+        return f"{self.name} at {self.horizon}"
+
+
+class MeterReportStatus(models.TextChoices):
+    PENDING = "pending"  # written, committed, not yet accepted by Stripe
+    SENT = "sent"  # Stripe accepted it (or already had its identifier)
+    SHADOW = "shadow"  # shadow mode: recorded, never sent, never counts as sent
+    FAILED = "failed"  # Stripe refused it for good: for staff
+    ABANDONED = (
+        "abandoned"  # unsent after 23 h and absent from Stripe's summaries: its credits are reported anew
+    )
+
+
+class MeterReport(models.Model):
+    """One meter event for the org's overage credits: written and committed before it is sent.
+
+    `value` is the whole part of the org's unreported billable overage when it was written; the
+    fraction (`carried`) stays unreported, for the next report. A retry sends the same identifier
+    and the same value.
+    """
+
+    org = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="meter_reports")
+    identifier = models.CharField(max_length=100, unique=True)
+    sequence = models.PositiveIntegerField()
+    value = models.PositiveBigIntegerField(help_text="Whole overage credits.")
+    carried = models.DecimalField(
+        max_digits=20, decimal_places=6, help_text="The fraction left for the next report."
+    )
+    billable_total = models.DecimalField(
+        max_digits=20, decimal_places=6, help_text="The org's billable overage in the buckets when written."
+    )
+    buckets = models.JSONField(
+        default=list, help_text="The buckets whose overage changed since the last report."
+    )
+    status = models.CharField(max_length=16, choices=MeterReportStatus.choices)
+    customer_id = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    # The meter event's timestamp: the instant it was sent, so late usage lands in the open period.
+    stripe_timestamp = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["org", "sequence"], name="meter_report_org_seq_idx"),
+            models.Index(
+                fields=["created_at"], condition=models.Q(status="pending"), name="meter_report_pending_idx"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.identifier}: {self.value} ({self.status})"
+
+
+class MeterParity(models.Model):
+    """One org's reconciliation: events → buckets → reports → Stripe's meter event summaries."""
+
+    org = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="meter_parities")
+    checked_at = models.DateTimeField(auto_now_add=True)
+    events_total = models.DecimalField(max_digits=20, decimal_places=6)
+    buckets_total = models.DecimalField(max_digits=20, decimal_places=6)
+    reported_total = models.DecimalField(max_digits=20, decimal_places=6)
+    stripe_total = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
+    drift = models.BooleanField()
+    details = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["-checked_at"]
+
+    def __str__(self):
+        return (
+            f"parity of {self.org_id} at {self.checked_at:%Y-%m-%d %H:%M}: {'drift' if self.drift else 'ok'}"
+        )

@@ -18,7 +18,7 @@ from decimal import Decimal
 from django.db import connection, transaction
 from django.utils import timezone
 
-from billing.models import CreditBalance, CreditGrant, EntryType, LedgerDrift, LedgerEntry
+from billing.models import BillingAccount, CreditBalance, CreditGrant, EntryType, LedgerDrift, LedgerEntry
 from billing.selectors import drifted_balances
 
 logger = logging.getLogger(__name__)
@@ -160,12 +160,19 @@ def save_ledgers(ledgers) -> None:
 
 def debit_usage(
     *, costs_by_org: dict[int, list[tuple[int, Decimal]]], reference: str, now=None
-) -> dict[int, Decimal]:
+) -> dict[int, tuple[Decimal, bool]]:
     """Debit each org once for its events' costs, drawn in the order given; returns {event key:
-    overage} for the events credits did not fully cover. Call in the transaction storing the events.
+    (overage, billable)} for the events credits did not fully cover. Overage is billable (through
+    Stripe's meter) when the org's plan allows overage now, at the debit. Call in the
+    transaction storing the events.
     """
-    overages: dict[int, Decimal] = {}
+    overages: dict[int, tuple[Decimal, bool]] = {}
     ledgers = open_ledgers(costs_by_org, now=now)
+    overage_plans = set(
+        BillingAccount.objects.filter(org_id__in=costs_by_org, plan__overage_allowed=True).values_list(
+            "org_id", flat=True
+        )
+    )
     for org_id, costs in costs_by_org.items():
         ledger = ledgers[org_id]
         total = covered_total = ZERO
@@ -174,7 +181,7 @@ def debit_usage(
             total += cost
             covered_total += covered
             if overage > 0:
-                overages[key] = overage
+                overages[key] = (overage, org_id in overage_plans)
         ledger.debit(cost=total, covered=covered_total, reference=reference)
     save_ledgers(ledgers.values())
     return overages

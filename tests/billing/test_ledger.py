@@ -64,7 +64,7 @@ def test_one_batch_is_one_debit_entry_with_covered_and_overage(org):
         D(300),
         D(-300),
     )
-    assert overages == {2: D(300)}  # the third event is the one credits could not cover
+    assert overages == {2: (D(300), False)}  # the third event, on a free plan: not billable
     assert posted(org) == D(-300)
 
 
@@ -114,7 +114,7 @@ def test_a_debit_never_draws_on_an_expired_grant(org):
             costs_by_org={org.pk: [(1, D(150))]}, reference="t", now=timezone.now() + timedelta(days=2)
         )
 
-    assert overages == {1: D(150)}
+    assert overages == {1: (D(150), False)}
     assert posted(org) == D(-150)
     assert LedgerEntry.objects.filter(org=org, entry_type=EntryType.EXPIRY).count() == 2
 

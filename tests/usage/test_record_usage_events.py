@@ -10,7 +10,7 @@ from billing.models import CreditBalance, EntryType, LedgerEntry
 from billing.services.accounts import soft_delete_organization
 from orgs.services.audit import Actor
 from tests.concurrency import committing, run_concurrently
-from tests.conftest import client_with
+from tests.conftest import client_with, set_plan
 from tests.factories import OrganizationFactory
 from usage.models import UsageEvent
 
@@ -180,6 +180,17 @@ def test_overage_is_recorded_on_the_events_credits_did_not_cover(api, org, catal
     overage = dict(UsageEvent.objects.values_list("event_id", "overage"))
     assert overage == {"a": D(0), "b": D("2.5")}
     assert posted(org) == D("-2.5")
+    # The free plan bills no overage: what credits did not cover is owed, not billable.
+    assert not UsageEvent.objects.filter(billable_overage__gt=0).exists()
+
+
+@pytest.mark.django_db
+def test_overage_on_an_overage_plan_is_billable(api, org, catalog):
+    set_plan(org, "pro")
+
+    post(api, event(org, "a", quantity="399"), event(org, "b", quantity="2"))
+
+    assert dict(UsageEvent.objects.values_list("event_id", "billable_overage")) == {"a": D(0), "b": D("2.5")}
 
 
 @pytest.mark.django_db

@@ -41,6 +41,7 @@ class NewEvent:
     properties: dict | None = None
     pk: int | None = None
     overage: Decimal = Decimal(0)
+    billable_overage: Decimal = Decimal(0)
 
 
 def parse_instant(value) -> datetime:
@@ -182,8 +183,10 @@ def store_events(*, product: Product, events: list[NewEvent], now) -> list[NewEv
         costs_by_org.setdefault(event.org_id, []).append((event.pk, event.cost))
     overages = debit_usage(costs_by_org=costs_by_org, reference=f"usage:{uuid.uuid4().hex}", now=now)
     for event in inserted:
-        event.overage = overages.get(event.pk, Decimal(0))
-    _set_overages(overages)
+        if event.pk in overages:
+            overage, billable = overages[event.pk]
+            event.overage, event.billable_overage = overage, overage if billable else Decimal(0)
+    _set_overages([event for event in inserted if event.overage])
     return inserted
 
 
@@ -191,8 +194,8 @@ def store_events(*, product: Product, events: list[NewEvent], now) -> list[NewEv
 # batches sharing event_ids take their index locks in one order and never deadlock.
 _INSERT = """
 INSERT INTO usage_usageevent (product_id, event_id, org_id, user_id, metric, price_id, quantity, cost,
-                              overage, occurred_at, received_at, properties)
-SELECT %s, e.event_id, e.org_id, e.user_id, e.metric, e.price_id, e.quantity, e.cost, 0, e.occurred_at, %s,
+                              overage, billable_overage, occurred_at, received_at, properties)
+SELECT %s, e.event_id, e.org_id, e.user_id, e.metric, e.price_id, e.quantity, e.cost, 0, 0, e.occurred_at, %s,
        e.properties
 FROM unnest(%s::varchar[], %s::bigint[], %s::varchar[], %s::varchar[], %s::bigint[], %s::numeric[],
             %s::numeric[], %s::timestamptz[], %s::jsonb[])
@@ -259,16 +262,20 @@ def _insert_one_by_one(product: Product, events: list[NewEvent], now) -> list[Ne
     return stored
 
 
-def _set_overages(overages: dict[int, Decimal]) -> None:
-    if not overages:
+def _set_overages(events: list[NewEvent]) -> None:
+    """Write the overage debit_usage found (the insert wrote 0): one statement."""
+    if not events:
         return
     if connection.vendor != "postgresql":
-        for pk, overage in overages.items():
-            UsageEvent.objects.filter(pk=pk).update(overage=overage)
+        for event in events:
+            UsageEvent.objects.filter(pk=event.pk).update(
+                overage=event.overage, billable_overage=event.billable_overage
+            )
         return
     with connection.cursor() as cursor:
         cursor.execute(
-            "UPDATE usage_usageevent AS e SET overage = v.overage "
-            "FROM unnest(%s::bigint[], %s::numeric[]) AS v(id, overage) WHERE e.id = v.id",
-            [list(overages), list(overages.values())],
+            "UPDATE usage_usageevent AS e SET overage = v.overage, billable_overage = v.billable"
+            " FROM unnest(%s::bigint[], %s::numeric[], %s::numeric[]) AS v(id, overage, billable)"
+            " WHERE e.id = v.id",
+            [[e.pk for e in events], [e.overage for e in events], [e.billable_overage for e in events]],
         )
