@@ -18,6 +18,7 @@ from orgs.services.invitations import create_invitation
 from orgs.services.memberships import upsert_membership
 from orgs.services.products import issue_api_key
 from usage.services.events import record_usage_events
+from usage.services.rollup import rollup_usage
 
 CATALOG = settings.BASE_DIR / "catalog" / "example.toml"
 
@@ -83,6 +84,7 @@ class Command(BaseCommand):
             actor=Actor.for_product(products["red"]),
         )
         events = self._usage(products)
+        rollup_usage()  # the org page charts usage from the hourly buckets
         _, key = issue_api_key(product=products["red"], name="demo", actor=actor)
         self.stdout.write(
             f"Demo data loaded: {len(products)} products, {len(ORGS)} organizations, "
