@@ -151,6 +151,7 @@ class MeterParity(models.Model):
 
     class Meta:
         ordering = ["-checked_at"]
+        verbose_name = "meter parity check"
 
     def __str__(self):
         return (

@@ -32,7 +32,7 @@ ORGS = [
             ("u_grace", "grace@acme.example", Role.BILLING),
         ],
         "invite": ("linus@acme.example", Role.MEMBER),
-        "usage": {"red": {"fix_run": 6, "review_minute": 20}, "blue": {"build_minute": 30}},
+        "usage": {"red": {"fix_run": 3, "review_minute": 8}, "blue": {"build_minute": 8}},
     },
     {
         "name": "Globex",
@@ -44,7 +44,7 @@ ORGS = [
             ("u_otto", "otto@globex.example", Role.MEMBER),
         ],
         "invite": None,
-        "usage": {"green": {"api_call": 900}, "red": {"fix_run": 2}},
+        "usage": {"green": {"api_call": 600}, "red": {"fix_run": 2}},
     },
     {
         "name": "Ada's sandbox",
@@ -56,7 +56,7 @@ ORGS = [
         "usage": {"red": {"fix_run": 1}},
     },
 ]
-DAYS_OF_USAGE = 21
+DAYS_OF_USAGE = 21  # about 60 % of each org's credits: the demo shows usage, not debt
 
 
 class Command(BaseCommand):
@@ -127,7 +127,7 @@ class Command(BaseCommand):
                                     "event_id": f"demo-{spec['slug']}-{metric}-{day}-{n}",
                                     "org_id": org.public_id,
                                     "metric": metric,
-                                    "quantity": str(rng.randint(1, 5)),
+                                    "quantity": str(rng.randint(1, 3)),
                                     "occurred_at": (
                                         now - timedelta(days=day, minutes=rng.randint(0, 1200))
                                     ).isoformat(),
