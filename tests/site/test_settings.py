@@ -1,4 +1,5 @@
-"""Start-up guards: a bad setting stops the process with a message naming the variable."""
+"""Start-up guards: a bad setting stops the process with a message naming the variable; commands
+that serve nothing run without the web process's secrets."""
 
 import os
 import subprocess
@@ -17,9 +18,10 @@ BASE = {
 
 
 def start(**env):
+    """Start the web process (the WSGI application) with BASE's environment changed by env."""
     merged = {key: value for key, value in {**BASE, **env}.items() if value is not None}
     return subprocess.run(
-        [sys.executable, "-c", "import django; django.setup(); print('started')"],
+        [sys.executable, "-c", "import billingsite.wsgi; print('started')"],
         cwd=settings.BASE_DIR,
         env={**merged, "DJANGO_SETTINGS_MODULE": "billingsite.settings"},
         capture_output=True,
@@ -52,6 +54,20 @@ def test_an_invalid_value_stops_start_up_naming_the_variable(env, named):
 
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr and named in result.stderr.splitlines()[-1]
+
+
+def test_commands_run_without_the_web_process_settings(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "manage.py", "makemigrations", "--check", "--dry-run"],
+        cwd=settings.BASE_DIR,
+        env={"PATH": os.environ["PATH"], "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "No changes detected"
 
 
 LIVE = {"STRIPE_LIVE_MODE": "true", "STRIPE_LIVE_SECRET_KEY": "sk_live_x"}
