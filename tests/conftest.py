@@ -1,4 +1,8 @@
+import os
+from datetime import UTC, datetime
+
 import pytest
+import time_machine
 from django.apps import apps as django_apps
 from django.conf import settings
 from rest_framework.test import APIClient
@@ -28,6 +32,22 @@ def pytest_configure(config):
             "DATABASE_URL=postgres://… and REDIS_URL=redis://….",
             returncode=2,
         )
+
+
+# Every test runs on a pinned clock, never the date it happens to run on. TEST_CLOCK moves it (bin/test
+# reruns the calendar-sensitive tests at month ends, the year end and a leap day); a test that is about
+# a particular instant pins its own inside this one.
+DEFAULT_CLOCK = datetime(2026, 11, 18, 10, 0, tzinfo=UTC)
+CLOCK = datetime.fromisoformat(os.environ["TEST_CLOCK"]) if os.environ.get("TEST_CLOCK") else DEFAULT_CLOCK
+
+
+@pytest.fixture(autouse=True)
+def _pinned_clock(request):
+    # A test's own @pytest.mark.time_machine(...) instant also holds for its fixtures' setup.
+    marker = request.node.get_closest_marker("time_machine")
+    args, kwargs = (marker.args, marker.kwargs) if marker else ((CLOCK,), {"tick": False})
+    with time_machine.travel(*args, **kwargs):
+        yield
 
 
 def load_reference_data():

@@ -77,7 +77,8 @@ def test_the_november_allowance_does_not_roll_over(november_org):
 
 @pytest.mark.django_db
 def test_an_org_on_pro_gets_the_pro_allowance_and_a_past_due_one_the_free(november_org):
-    pro = OrganizationFactory()
+    with time_machine.travel(NOVEMBER, tick=False):
+        pro = OrganizationFactory()
     set_plan(pro, "pro")
     set_plan(november_org, "pro", payment_status=PaymentStatus.PAST_DUE)
 
@@ -105,7 +106,8 @@ def test_an_overage_plans_negative_balance_is_settled_before_the_grant(november_
 
 @pytest.mark.django_db
 def test_a_failed_grant_is_recorded_and_retried_next_run(november_org, monkeypatch):
-    other = OrganizationFactory()
+    with time_machine.travel(NOVEMBER, tick=False):
+        other = OrganizationFactory()
     real = allowances.open_ledger
 
     def broken_for_one_org(org_id, **kwargs):

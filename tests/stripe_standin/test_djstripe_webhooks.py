@@ -269,12 +269,14 @@ def test_checkout_session_completed_links_the_session_to_its_subscription(
     "tamper",
     [
         {"secret": "whsec_someone_else"},
-        {"timestamp": int(time.time()) - 301},  # older than the endpoint's tolerance (300 s)
+        {"age": 301},  # older than the endpoint's tolerance (300 s)
         {"signature": "t=1,v1=deadbeef"},
     ],
     ids=["wrong-secret", "stale", "garbage"],
 )
 def test_a_bad_signature_is_rejected_with_400(stripe_standin, post_webhook, billing, tamper):
+    if "age" in tamper:  # relative to the test's clock, not to when the parameters were collected
+        tamper = {"timestamp": int(time.time()) - tamper["age"]}
     response = post_webhook(stripe_standin.event("invoice.paid", billing.invoice["id"]), **tamper)
 
     assert response.status_code == 400

@@ -376,10 +376,10 @@ def test_a_lost_answer_after_the_work_was_done_replays_for_the_same_key(stripe_s
 def test_a_slow_real_answer_arrives_after_the_delay(stripe_standin):
     stripe_standin.fail_next("GET", "/v1/account", status=None, delay=0.2)
 
-    started = time.monotonic()
+    started = time.perf_counter()
     account = stripe.Account.retrieve()
 
-    assert time.monotonic() - started >= 0.2
+    assert time.perf_counter() - started >= 0.2
     assert account.id == stripe_standin.account["id"]
 
 

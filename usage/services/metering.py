@@ -148,15 +148,15 @@ class _Pace:
     """Keeps the sends under Stripe's rate: at most MAX_SENDS_PER_SECOND."""
 
     def __init__(self):
-        self.window, self.count = time.monotonic(), 0
+        self.window, self.count = time.perf_counter(), 0
 
     def wait(self):
         self.count += 1
         if self.count >= MAX_SENDS_PER_SECOND:
-            elapsed = time.monotonic() - self.window
+            elapsed = time.perf_counter() - self.window
             if elapsed < 1:
                 time.sleep(1 - elapsed)
-            self.window, self.count = time.monotonic(), 0
+            self.window, self.count = time.perf_counter(), 0
 
 
 def _send(report: MeterReport, *, now) -> str:
