@@ -30,10 +30,29 @@ class EntitlementState:
     expired_unposted: Decimal
     metric_id: int | None
     credits_per_unit: Decimal | None
+    billed_debt: Decimal = Decimal(0)
+    # This month's allowance not granted yet (the job or the first debit of the month grants it).
+    allowance_due: Decimal = Decimal(0)
 
     @property
     def available(self) -> Decimal:
-        return self.posted - self.held - self.expired_unposted
+        return available_balance(
+            posted=self.posted,
+            billed_debt=self.billed_debt,
+            allowance_due=self.allowance_due,
+            held=self.held,
+            expired_unposted=self.expired_unposted,
+        )
+
+
+def available_balance(
+    *, posted: Decimal, billed_debt: Decimal, allowance_due: Decimal, held: Decimal, expired_unposted: Decimal
+) -> Decimal:
+    """What the org may spend now: posted, minus active holds and credits already expired, plus the
+    month's allowance still due (usage in a month is covered by its allowance however late the grant
+    comes) after the settlement of billed debt that precedes that grant."""
+    settled = billed_debt if allowance_due > 0 else Decimal(0)
+    return posted + settled + allowance_due - held - expired_unposted
 
 
 @dataclass(frozen=True)

@@ -149,7 +149,17 @@ class CreditBalance(models.Model):
 
     org = models.OneToOneField(Organization, on_delete=models.PROTECT, related_name="credit_balance")
     posted = models.DecimalField(max_digits=20, decimal_places=6, default=0)
+    # The part of a negative balance that is billable overage (billed through Stripe's meter), not
+    # yet settled. Only this part is ever settled; the rest of a debt is paid by the next credits.
+    billed_debt = models.DecimalField(max_digits=20, decimal_places=6, default=0)
     updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(billed_debt__gte=0), name="credit_balance_billed_debt_positive"
+            ),
+        ]
 
     def __str__(self):
         return f"{self.posted} credits for {self.org_id}"
@@ -295,13 +305,19 @@ class ClaimStatus(models.TextChoices):
 
 
 class AllowanceClaim(models.Model):
-    """The atomic claim per (org, month, plan): its unique row means the allowance is granted once."""
+    """The atomic claim per (org, month, plan): its unique row means the plan's allowance for the month
+    was granted once. An org's first claim of a month grants the plan's credits; a claim for a richer
+    plan later that month (an upgrade) tops the month up to that plan's amount; a poorer one adds
+    nothing. So the credits of a month's granted claims add up to the most any of its plans gives."""
 
     org = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="allowance_claims")
     month = models.DateField(help_text="The first day of the UTC month.")
     plan = models.ForeignKey(Plan, on_delete=models.PROTECT)
     status = models.CharField(max_length=16, choices=ClaimStatus.choices)
     grant = models.ForeignKey(CreditGrant, null=True, blank=True, on_delete=models.PROTECT)
+    credits = models.DecimalField(
+        max_digits=20, decimal_places=6, default=0, help_text="What this claim granted (a top-up may be 0)."
+    )
     attempts = models.PositiveIntegerField(default=1)
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

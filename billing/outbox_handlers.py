@@ -1,33 +1,47 @@
 """Stripe writes decided by payment events, performed after commit by the outbox."""
 
+from django.db import transaction
+
 from billing import stripe_api
+from billing.services.payments import FOLLOW_PAYMENT_FAILURES, cancellation_wanted, lock_account
 from orgs.services.outbox import PermanentOutboxError, outbox_handler
 
+# Set on a subscription we asked to end for an unpaid plan invoice: only such a cancellation is ever
+# undone here, never one the customer, staff or a downgrade asked for.
+CANCEL_REASON_KEY = "billing_cancel_reason"
+CANCEL_REASON = "payment_failure"
 
-def _set_cancel_at_period_end(message, *, cancel: bool) -> dict:
+
+@outbox_handler(FOLLOW_PAYMENT_FAILURES)
+def follow_payment_failures(message) -> dict:
+    """End the subscription at its period end while a plan invoice of it is owed; keep it once none
+    is. Decided from the state when performed, under the org's account lock, so of a delayed "cancel"
+    and a newer "keep" the one performed last still does the right thing."""
     subscription_id = message.payload["subscription_id"]
     try:
-        subscription = stripe_api.retrieve_subscription(subscription_id)
-        if subscription["status"] == "canceled":
-            return {"skipped": "the subscription has already ended"}
-        if subscription["cancel_at_period_end"] == cancel:
-            return {"skipped": "already so"}
-        stripe_api.set_cancel_at_period_end(
-            subscription_id=subscription_id, cancel=cancel, idempotency_key=message.idempotency_key
-        )
+        with transaction.atomic():
+            lock_account(message.org)  # serializes with the invoice decisions of this org
+            cancel = cancellation_wanted(subscription_id)
+            subscription = stripe_api.retrieve_subscription(subscription_id)
+            if subscription["status"] == "canceled":
+                return {"skipped": "the subscription has already ended"}
+            ours = (subscription["metadata"] or {}).get(CANCEL_REASON_KEY) == CANCEL_REASON
+            if subscription["cancel_at_period_end"] == cancel:
+                return {"skipped": "already so"}
+            if not cancel and not ours:
+                return {"skipped": "the cancellation was not asked for a payment failure"}
+            stripe_api.set_cancel_at_period_end(
+                subscription_id=subscription_id,
+                cancel=cancel,
+                metadata={CANCEL_REASON_KEY: CANCEL_REASON if cancel else ""},
+                idempotency_key=f"{message.idempotency_key}:{'cancel' if cancel else 'keep'}",
+            )
     except stripe_api.StripeRefused as error:
         # Stripe answered no: asking again cannot help. StripeUnavailable propagates: retried later.
         raise PermanentOutboxError(f"Stripe refused: {error.message}") from error
     return {"subscription_id": subscription_id, "cancel_at_period_end": cancel}
 
 
-@outbox_handler("stripe.subscription.cancel_at_period_end")
-def cancel_at_period_end(message) -> dict:
-    """A plan invoice failed: the subscription ends at the end of its period unless it is paid."""
-    return _set_cancel_at_period_end(message, cancel=True)
-
-
-@outbox_handler("stripe.subscription.keep")
-def keep_subscription(message) -> dict:
-    """The failed plan invoice was paid: keep the subscription."""
-    return _set_cancel_at_period_end(message, cancel=False)
+# Kinds queued before the decision moved to perform time: they follow the same rule.
+outbox_handler("stripe.subscription.cancel_at_period_end")(follow_payment_failures)
+outbox_handler("stripe.subscription.keep")(follow_payment_failures)

@@ -14,7 +14,7 @@ from djstripe.event_handlers import djstripe_receiver
 from billing.exceptions import UnprocessableEvent
 from billing.models import StripeEventProblem
 from billing.services.checkout import record_checkout_completed
-from billing.services.payments import invoice_from_delivery, org_for_customer, refresh_invoice, sync_plan
+from billing.services.payments import org_for_customer, refresh_invoice, sync_plan
 from orgs.services.audit import Actor
 
 logger = logging.getLogger(__name__)
@@ -54,9 +54,11 @@ def on_subscription_changed(sender, event, **kwargs):
     ["invoice.payment_failed", "invoice.paid", "invoice.voided", "invoice.marked_uncollectible"]
 )
 def on_invoice_event(sender, event, **kwargs):
+    invoice = event.data["object"]
     with recorded_problems(event):
         refresh_invoice(
-            invoice=invoice_from_delivery(event.data["object"]["id"]),
+            org=org_for_customer(invoice["customer"]),
+            invoice_id=invoice["id"],
             failed_at=event.created if event.type == "invoice.payment_failed" else None,
             actor=Actor.stripe(event.id),
         )

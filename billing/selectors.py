@@ -1,5 +1,7 @@
 """Reads for billing state."""
 
+from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
 from django.db import connection
@@ -7,10 +9,12 @@ from django.db.models import DecimalField, F, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
-from billing.entitlements import EntitlementState
+from billing.entitlements import EntitlementState, available_balance
 from billing.exceptions import UnknownMetric
 from billing.models import (
+    AllowanceClaim,
     BillingAccount,
+    ClaimStatus,
     CreditBalance,
     CreditGrant,
     Hold,
@@ -18,8 +22,11 @@ from billing.models import (
     LedgerEntry,
     Metric,
     MetricPrice,
+    PaymentStatus,
     Plan,
+    PlanName,
 )
+from billing.periods import month_of
 from billing.pricing import PriceBook, PriceVersion
 from orgs.api.auth import PresentedKey, authenticate_key, verified_product
 from orgs.exceptions import OrgNotFound
@@ -43,6 +50,61 @@ def get_live_org_with_account(public_id: str) -> Organization:
     if org is None:
         raise OrgNotFound(details={"org_id": public_id})
     return org
+
+
+# --- The monthly allowance due ------------------------------------------------------------------
+
+
+def allowance_top_up(*, plan_credits: Decimal, claimed_credits: Decimal, plan_claimed: bool) -> Decimal:
+    """What the month's allowance still owes an org for its allowance plan: nothing once that plan's
+    claim exists; else the plan's credits beyond what the month's claims granted (a first claim gives
+    the plan's amount, an upgrade the difference, a poorer plan nothing): one allowance per month."""
+    return Decimal(0) if plan_claimed else max(plan_credits - claimed_credits, Decimal(0))
+
+
+@dataclass(frozen=True)
+class AllowanceDue:
+    account: BillingAccount
+    plan: Plan  # the plan whose allowance the org receives this month
+    top_up: Decimal  # the credits still to grant (0: nothing to do)
+    plan_claimed: bool
+
+
+def allowance_plan(account: BillingAccount, *, free: Plan | None = None) -> Plan:
+    """The plan whose allowance the org receives: its own, or the free plan's while a payment is due
+    (past_due, and blocked, which is worse)."""
+    if account.payment_status != PaymentStatus.OK:
+        return free or Plan.objects.get(name=PlanName.FREE)
+    return account.plan
+
+
+def allowances_due(org_ids, *, now: datetime) -> dict[int, AllowanceDue]:
+    """For each org, the allowance its month (of `now`) still owes it; three queries at most."""
+    accounts = list(BillingAccount.objects.filter(org_id__in=org_ids).select_related("plan"))
+    free = None
+    if any(account.payment_status != PaymentStatus.OK for account in accounts):
+        free = Plan.objects.get(name=PlanName.FREE)
+    claimed: dict[int, Decimal] = {}
+    claimed_plans: set[tuple[int, int]] = set()
+    granted = AllowanceClaim.objects.filter(
+        org_id__in=org_ids, month=month_of(now), status=ClaimStatus.GRANTED
+    )
+    for org_id, plan_id, credits in granted.values_list("org_id", "plan_id", "credits"):
+        claimed[org_id] = claimed.get(org_id, Decimal(0)) + credits
+        claimed_plans.add((org_id, plan_id))
+    due = {}
+    for account in accounts:
+        plan = allowance_plan(account, free=free)
+        plan_claimed = (account.org_id, plan.pk) in claimed_plans
+        top_up = allowance_top_up(
+            plan_credits=plan.monthly_credits,
+            claimed_credits=claimed.get(account.org_id, Decimal(0)),
+            plan_claimed=plan_claimed,
+        )
+        due[account.org_id] = AllowanceDue(
+            account=account, plan=plan, top_up=top_up, plan_claimed=plan_claimed
+        )
+    return due
 
 
 def _credits_sum(queryset, column: str):
@@ -69,10 +131,18 @@ SELECT o.id,
                  WHERE h.org_id = o.id AND h.state = 'active' AND h.expires_at > %(now)s), 0),
        COALESCE((SELECT SUM(g.remaining) FROM billing_creditgrant g
                  WHERE g.org_id = o.id AND g.remaining > 0 AND g.expires_at <= %(now)s), 0),
-       price.metric_id, price.credits_per_unit
+       price.metric_id, price.credits_per_unit, b.billed_debt,
+       ap.monthly_credits,
+       COALESCE((SELECT SUM(c.credits) FROM billing_allowanceclaim c
+                 WHERE c.org_id = o.id AND c.month = %(month)s AND c.status = 'granted'), 0),
+       EXISTS (SELECT 1 FROM billing_allowanceclaim c
+               WHERE c.org_id = o.id AND c.month = %(month)s AND c.plan_id = ap.id AND c.status = 'granted')
 FROM orgs_organization o
 JOIN billing_billingaccount a ON a.org_id = o.id
 JOIN billing_plan p ON p.id = a.plan_id
+-- The plan whose allowance the org receives (billing.selectors.allowance_plan).
+JOIN billing_plan ap ON ap.id = CASE WHEN a.payment_status = 'ok' THEN a.plan_id
+                                     ELSE (SELECT fp.id FROM billing_plan fp WHERE fp.name = 'free') END
 JOIN billing_creditbalance b ON b.org_id = o.id
 LEFT JOIN (
     SELECT mt.id AS metric_id, mp.credits_per_unit
@@ -83,6 +153,7 @@ LEFT JOIN (
 WHERE o.public_id = %(org_id)s AND o.deleted_at IS NULL
 """
 _ENTITLEMENT_STATE = _STATE.replace("{product}", "%(product_id)s")
+_STATE_COLUMNS = 15
 
 # The entitlement check verifies the API key in the same round trip as its read: the key row
 # (found by its prefix) with the state for that key's product. A trivial authenticated request
@@ -114,6 +185,10 @@ def _state_from_row(row, *, org_id: str, metric: str, product: Product) -> Entit
         stale,
         metric_id,
         price,
+        billed_debt,
+        plan_credits,
+        claimed_credits,
+        plan_claimed,
     ) = row
     if org_pk is None:
         raise OrgNotFound(details={"org_id": org_id})
@@ -131,7 +206,18 @@ def _state_from_row(row, *, org_id: str, metric: str, product: Product) -> Entit
         expired_unposted=_credits(stale),
         metric_id=metric_id,
         credits_per_unit=_credits(price),
+        billed_debt=_credits(billed_debt),
+        allowance_due=allowance_top_up(
+            plan_credits=_credits(plan_credits),
+            claimed_credits=_credits(claimed_credits),
+            plan_claimed=bool(plan_claimed),
+        ),
     )
+
+
+def _with_time(params: dict, now: datetime | None) -> dict:
+    now = now or timezone.now()
+    return {**params, "now": now, "month": month_of(now)}
 
 
 def entitlement_state(
@@ -143,9 +229,9 @@ def entitlement_state(
     """
     params = {"org_id": org_id, "user_id": user_id, "product_id": product.pk, "metric": metric}
     with connection.cursor() as cursor:
-        cursor.execute(_ENTITLEMENT_STATE, {**params, "now": now or timezone.now()})
+        cursor.execute(_ENTITLEMENT_STATE, _with_time(params, now))
         row = cursor.fetchone()
-    return _state_from_row(row or (None,) * 11, org_id=org_id, metric=metric, product=product)
+    return _state_from_row(row or (None,) * _STATE_COLUMNS, org_id=org_id, metric=metric, product=product)
 
 
 def keyed_entitlement_state(
@@ -160,7 +246,7 @@ def keyed_entitlement_state(
         )
     params = {"prefix": presented.prefix, "org_id": org_id, "user_id": user_id, "metric": metric}
     with connection.cursor() as cursor:
-        cursor.execute(_KEY_AND_ENTITLEMENT_STATE, {**params, "now": now or timezone.now()})
+        cursor.execute(_KEY_AND_ENTITLEMENT_STATE, _with_time(params, now))
         row = cursor.fetchone()
     api_key = None
     if row is not None:
@@ -177,12 +263,20 @@ def keyed_entitlement_state(
 
 
 def balances(org: Organization, *, now=None) -> tuple[Decimal, Decimal]:
-    """(available, posted): available = posted − active holds − credits of grants already expired."""
+    """(available, posted), as the entitlement check counts them (billing.entitlements.available_balance)."""
     now = now or timezone.now()
-    posted = org.credit_balance.posted if hasattr(org, "credit_balance") else Decimal(0)
+    balance = CreditBalance.objects.filter(org=org).first() or CreditBalance(org=org)
     held = active_holds(org.pk, now=now).aggregate(total=Sum("cost"))["total"] or Decimal(0)
     stale = expired_unposted_grants(org.pk, now=now).aggregate(total=Sum("remaining"))["total"] or Decimal(0)
-    return posted - held - stale, posted
+    due = allowances_due([org.pk], now=now).get(org.pk)
+    available = available_balance(
+        posted=balance.posted,
+        billed_debt=balance.billed_debt,
+        allowance_due=due.top_up if due else Decimal(0),
+        held=held,
+        expired_unposted=stale,
+    )
+    return available, balance.posted
 
 
 def live_grants(org: Organization, *, now=None):
@@ -218,8 +312,9 @@ def current_prices(product: Product, *, now=None):
 
 
 def drifted_balances():
-    """Balances that disagree with their ledger, or whose live grants do not add up to the positive
-    part of the balance. One statement, so one snapshot: a concurrent write is seen whole or not."""
+    """Balances that disagree with their ledger, whose live grants do not add up to the positive part
+    of the balance, or whose billed debt exceeds the debt. One statement, so one snapshot: a
+    concurrent write is seen whole or not."""
     ledger_sum = LedgerEntry.objects.filter(org_id=OuterRef("org_id"))
     remaining = CreditGrant.objects.filter(org_id=OuterRef("org_id"), remaining__gt=0)
     return (
@@ -227,6 +322,11 @@ def drifted_balances():
             ledger_sum=_credits_sum(ledger_sum, "amount"),
             grants_remaining=_credits_sum(remaining, "remaining"),
         )
-        .filter(~Q(posted=F("ledger_sum")) | ~Q(grants_remaining=Greatest(F("posted"), Value(Decimal(0)))))
+        .filter(
+            ~Q(posted=F("ledger_sum"))
+            | ~Q(grants_remaining=Greatest(F("posted"), Value(Decimal(0))))
+            # Only a debt can be billed debt.
+            | Q(billed_debt__gt=Greatest(-F("posted"), Value(Decimal(0))))
+        )
         .order_by("org_id")
     )

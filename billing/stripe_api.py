@@ -6,6 +6,8 @@ are sorted in two: StripeUnavailable (a network failure, a 5xx, a rate limit: re
 StripeRefused (Stripe answered no: retrying the same request can never succeed).
 """
 
+import json
+
 import stripe
 from django.conf import settings
 
@@ -49,6 +51,12 @@ def _call(function, *args, idempotency_key: str | None = None, **params):
         ) from error
 
 
+def as_dict(obj) -> dict:
+    """A stripe library object as plain JSON, the way dj-stripe stores it as stripe_data (its JSON
+    form: to_dict() keeps Decimals for decimal strings, which no JSON column takes)."""
+    return json.loads(str(obj)) if hasattr(obj, "to_dict") else dict(obj)
+
+
 def is_missing(error: StripeRefused) -> bool:
     return error.details.get("stripe_code") == "resource_missing"
 
@@ -76,11 +84,12 @@ def retrieve_subscription(subscription_id: str):
     return _call(stripe.Subscription.retrieve, subscription_id)
 
 
-def set_cancel_at_period_end(*, subscription_id: str, cancel: bool, idempotency_key: str):
+def set_cancel_at_period_end(*, subscription_id: str, cancel: bool, metadata: dict, idempotency_key: str):
     return _call(
         stripe.Subscription.modify,
         subscription_id,
         cancel_at_period_end=cancel,
+        metadata=metadata,
         idempotency_key=idempotency_key,
     )
 

@@ -5,10 +5,13 @@ import pytest
 import time_machine
 from django.apps import apps as django_apps
 from django.conf import settings
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from billing.defaults import create_default_plans
-from billing.models import BillingAccount, Plan
+from billing.models import AllowanceClaim, BillingAccount, ClaimStatus, Plan
+from billing.periods import month_of
+from billing.selectors import allowance_plan
 from billing.services.catalog import load_catalog
 from billingsite import celery_app
 from orgs.models import Role
@@ -164,5 +167,14 @@ def other_org(db):
 
 
 def set_plan(org, name: str, **account):
-    """Test setup: put the org on a plan (in production only Stripe events decide it)."""
+    """Test setup: put the org on a plan (in production only Stripe events decide it, through
+    apply_plan). The month's allowance stays what it was: the new plan's claim is recorded as granted
+    with no top-up, so the org keeps the credits it had (tests state the credits they need)."""
     BillingAccount.objects.filter(org=org).update(plan=Plan.objects.get(name=name), **account)
+    moved = BillingAccount.objects.select_related("plan").get(org=org)
+    AllowanceClaim.objects.get_or_create(
+        org=org,
+        month=month_of(timezone.now()),
+        plan=allowance_plan(moved),
+        defaults={"status": ClaimStatus.GRANTED, "credits": 0},
+    )

@@ -35,7 +35,7 @@ def open_organization(
         free = Plan.objects.get(name=PlanName.FREE)
         BillingAccount.objects.create(org=org, plan=free)
         CreditBalance.objects.create(org=org)
-        grant_allowance(org_id=org.pk, plan=free, actor=actor)
+        grant_allowance(org_id=org.pk, actor=actor)
         if owner_user_id:
             upsert_membership(
                 org=org, user_id=owner_user_id, role=Role.OWNER, email=owner_email or None, actor=actor

@@ -1,13 +1,20 @@
-"""The monthly allowance: the plan's credits for one UTC month, granted once per (org, month, plan).
+"""The monthly allowance: the plan's credits for one UTC month, at most one allowance per org and month.
 
-Given at org creation, by the grant_monthly_allowances job at each month start, and on a plan
-change. The grant expires when its month ends (no rollover). The claim is the AllowanceClaim row,
-written in the grant's transaction under the org's credit lock: running twice, or twice at once,
-grants once.
+Usage that occurs in a month is covered by that month's allowance whenever a job happens to run:
+the first credit write of an org in a month (a usage debit, a grant, a plan change) grants the
+month's allowance under its lock before anything else, and the entitlement check counts an
+allowance still due as available (billing.selectors.allowances_due). The grant_monthly_allowances
+job only sweeps orgs with no activity, so their balance shows the month's credits.
+
+The claim is the AllowanceClaim row per (org, month, plan), written in the grant's transaction under
+the org's credit lock: running twice, or twice at once, grants once. An upgrade during the month tops
+the allowance up to the new plan's amount (the difference); a downgrade, or the free plan's allowance
+of an org that goes past_due mid-month, adds nothing. The grant expires when its month ends (no
+rollover).
 """
 
 import logging
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 
 from django.db import transaction
 from django.db.models import F
@@ -17,80 +24,98 @@ from billing.models import (
     AllowanceClaim,
     BillingAccount,
     ClaimStatus,
+    CreditBalance,
     GrantType,
-    PaymentStatus,
     Plan,
     PlanName,
 )
-from billing.services.grants import grant_snapshot, settle_if_overage_plan
-from billing.services.ledger import open_ledger
+from billing.periods import month_end, month_of
+from billing.selectors import AllowanceDue, allowance_plan, allowances_due
+from billing.services.ledger import OrgLedger, grant_snapshot, open_ledger
 from orgs.models import AuditCategory
 from orgs.services.audit import Actor, record_audit
+
+__all__ = ["ensure_allowances", "grant_allowance", "grant_monthly_allowances", "month_end", "month_of"]
 
 logger = logging.getLogger(__name__)
 
 
-def month_of(instant: datetime) -> date:
-    instant = instant.astimezone(UTC)
-    return date(instant.year, instant.month, 1)
-
-
-def month_end(month: date) -> datetime:
-    """The first instant of the next month: the allowance is valid in [month, month_end)."""
-    year, month_number = (month.year + 1, 1) if month.month == 12 else (month.year, month.month + 1)
-    return datetime(year, month_number, 1, tzinfo=UTC)
-
-
-def allowance_plan(account: BillingAccount, *, free: Plan | None = None) -> Plan:
-    """The plan whose allowance the org receives: its own, or the free plan's while a payment is due
-    (past_due, and blocked, which is worse)."""
-    if account.payment_status != PaymentStatus.OK:
-        return free or Plan.objects.get(name=PlanName.FREE)
-    return account.plan
-
-
-def grant_allowance(*, org_id: int, plan: Plan, now=None, actor: Actor) -> AllowanceClaim | None:
-    """Grant `plan`'s allowance for the month of `now` unless already granted; returns the new claim
-    or None. One transaction: settlement, grant and claim commit together or not at all."""
-    now = now or timezone.now()
+def ensure_allowances(
+    ledgers: dict[int, OrgLedger], *, now: datetime, actor: Actor, due: dict[int, AllowanceDue] | None = None
+) -> list[AllowanceClaim]:
+    """Grant, into the opened (locked) ledgers, the allowance each org's month still owes it; returns
+    the claims written. The caller saves the ledgers. Billed debt is settled before a grant."""
+    due = allowances_due(ledgers, now=now) if due is None else due
     month = month_of(now)
-    with transaction.atomic():
-        ledger = open_ledger(org_id, now=now)  # serializes claimers of this org
-        claim = AllowanceClaim.objects.filter(org_id=org_id, month=month, plan=plan).first()
-        if claim is not None and claim.status == ClaimStatus.GRANTED:
-            return None
-        settle_if_overage_plan(ledger, reference=f"allowance:{month:%Y-%m}:{plan.name}")
+    claims = []
+    for org_id, ledger in ledgers.items():
+        owed = due.get(org_id)
+        if owed is None or owed.plan_claimed:
+            continue
         grant = None
-        if plan.monthly_credits > 0:
+        if owed.top_up > 0:
+            ledger.settle(reference=f"allowance:{month:%Y-%m}:{owed.plan.name}")
             grant = ledger.add_grant(
                 org_id=org_id,
                 grant_type=GrantType.ALLOWANCE,
-                amount=plan.monthly_credits,
+                amount=owed.top_up,
                 expires_at=month_end(month),
-                reason=f"{plan.name} plan allowance for {month:%Y-%m}",
+                reason=f"{owed.plan.name} plan allowance for {month:%Y-%m}",
             )
-        ledger.save()
-        if claim is None:
-            claim = AllowanceClaim.objects.create(
-                org_id=org_id, month=month, plan=plan, status=ClaimStatus.GRANTED, grant=grant
-            )
-        else:
-            claim.status, claim.grant, claim.last_error = ClaimStatus.GRANTED, grant, ""
-            claim.attempts = F("attempts") + 1
-            claim.save(update_fields=["status", "grant", "last_error", "attempts", "updated_at"])
-        record_audit(
-            actor=actor,
-            action="credits.allowance_granted",
-            category=AuditCategory.CREDITS,
-            org_id=org_id,
-            after={"month": f"{month:%Y-%m}", "plan": plan.name, **(grant_snapshot(grant) if grant else {})},
+        claims.append(_claim(org_id, month=month, plan=owed.plan, grant=grant, actor=actor, owed=owed))
+    return claims
+
+
+def _claim(
+    org_id: int, *, month: date, plan: Plan, grant, actor: Actor, owed: AllowanceDue
+) -> AllowanceClaim:
+    claim, created = AllowanceClaim.objects.get_or_create(
+        org_id=org_id,
+        month=month,
+        plan=plan,
+        defaults={"status": ClaimStatus.GRANTED, "grant": grant, "credits": owed.top_up},
+    )
+    if not created:  # a failed claim, now granted
+        claim.status, claim.grant, claim.credits, claim.last_error = (
+            ClaimStatus.GRANTED,
+            grant,
+            owed.top_up,
+            "",
         )
+        claim.attempts = F("attempts") + 1
+        claim.save(update_fields=["status", "grant", "credits", "last_error", "attempts", "updated_at"])
+    record_audit(
+        actor=actor,
+        action="credits.allowance_granted",
+        category=AuditCategory.CREDITS,
+        org_id=org_id,
+        after={
+            "month": f"{month:%Y-%m}",
+            "plan": plan.name,
+            "credits": str(owed.top_up),
+            **(grant_snapshot(grant) if grant else {}),
+        },
+    )
     return claim
+
+
+def grant_allowance(*, org_id: int, now: datetime | None = None, actor: Actor) -> AllowanceClaim | None:
+    """Grant the allowance the org's month (of `now`) still owes it, for its allowance plan; returns the
+    new claim or None when nothing was owed. One transaction: settlement, grant and claim commit
+    together or not at all. Idempotent."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        ledger = open_ledger(org_id, now=now)  # serializes claimers of this org
+        claims = ensure_allowances({org_id: ledger}, now=now, actor=actor)
+        ledger.save()
+    return claims[0] if claims else None
 
 
 def record_failed_claim(*, org_id: int, plan: Plan, month: date, error: Exception) -> None:
     """Remember a failed claim: the org is left out of this run's meter reporting and retried next run."""
     with transaction.atomic():
+        # The credit lock, as every claim writer takes it.
+        CreditBalance.objects.select_for_update().filter(org_id=org_id).first()
         claim, created = AllowanceClaim.objects.get_or_create(
             org_id=org_id,
             month=month,
@@ -103,7 +128,7 @@ def record_failed_claim(*, org_id: int, plan: Plan, month: date, error: Exceptio
             claim.save(update_fields=["attempts", "last_error", "updated_at"])
 
 
-def grant_monthly_allowances(*, now=None) -> dict:
+def grant_monthly_allowances(*, now: datetime | None = None) -> dict:
     """Grant this month's allowance to every live org that lacks it (the job); safe to rerun."""
     now = now or timezone.now()
     month = month_of(now)
@@ -122,7 +147,7 @@ def grant_monthly_allowances(*, now=None) -> dict:
             summary["already_granted"] += 1
             continue
         try:
-            claim = grant_allowance(org_id=account.org_id, plan=plan, now=now, actor=actor)
+            claim = grant_allowance(org_id=account.org_id, now=now, actor=actor)
         except Exception as error:  # one org's failure must not stop the others
             logger.exception("Allowance for org %s failed", account.org_id)
             record_failed_claim(org_id=account.org_id, plan=plan, month=month, error=error)

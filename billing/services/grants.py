@@ -8,9 +8,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from billing.exceptions import GrantLimitExceeded
-from billing.models import CreditGrant, GrantType, Plan
+from billing.models import CreditGrant, GrantType
 from billing.pricing import fingerprint
-from billing.services.ledger import OrgLedger, open_ledger
+from billing.services.allowances import ensure_allowances
+from billing.services.ledger import grant_snapshot, open_ledger
 from orgs.exceptions import IdempotencyConflict
 from orgs.models import ActorType, AuditCategory, Organization
 from orgs.services.audit import Actor, record_audit
@@ -25,22 +26,6 @@ def grant_limit_for(actor: Actor) -> Decimal | None:
     if actor.type == ActorType.STAFF and not actor.user.has_perm("billing.grant_unlimited_credits"):
         return settings.SUPPORT_CREDIT_GRANT_LIMIT
     return None
-
-
-def settle_if_overage_plan(ledger: OrgLedger, *, reference: str) -> None:
-    """Before crediting an org whose plan bills overage through Stripe, zero its negative balance:
-    that overage is (or will be) invoiced, so it must not also eat the new credits."""
-    if Plan.objects.filter(accounts__org_id=ledger.balance.org_id, overage_allowed=True).exists():
-        ledger.settle(reference=reference)
-
-
-def grant_snapshot(grant: CreditGrant) -> dict:
-    return {
-        "id": grant.public_id,
-        "grant_type": grant.grant_type,
-        "amount": str(grant.amount),
-        "expires_at": grant.expires_at.isoformat() if grant.expires_at else None,
-    }
 
 
 def grant_credits(
@@ -66,7 +51,8 @@ def grant_credits(
     )
     with transaction.atomic():
         # The credit lock also serializes two requests that carry the same key.
-        ledger = open_ledger(org.pk)
+        now = timezone.now()
+        ledger = open_ledger(org.pk, now=now)
         if idempotency_key:
             existing = CreditGrant.objects.filter(
                 org=org, product=product, idempotency_key=idempotency_key
@@ -78,9 +64,10 @@ def grant_credits(
         limit = grant_limit_for(actor)
         if limit is not None and amount > limit:
             raise GrantLimitExceeded(details={"amount": str(amount), "grant_limit": str(limit)})
-        settle_if_overage_plan(
-            ledger, reference=f"before-grant:{idempotency_key or timezone.now().isoformat()}"
-        )
+        # The month's allowance first, as for any credit write; then the billed debt is settled: that
+        # overage is invoiced, so it must not also eat the new credits.
+        ensure_allowances({org.pk: ledger}, now=now, actor=actor)
+        ledger.settle(reference=f"before-grant:{idempotency_key or now.isoformat()}")
         grant = ledger.add_grant(
             org=org,
             grant_type=grant_type,

@@ -6,9 +6,10 @@ grants that expire soonest. Expired grants leave by an `expiry` entry as soon as
 lock, and the expire_credit_grants job takes them out for orgs with no activity.
 
 Invariant (checked by check_ledger_consistency): posted == sum of the ledger, and the live grants'
-remaining credits == max(posted, 0). A negative balance is credit used beyond every grant: on an
-overage plan it was billed through Stripe and is settled before the next grant; otherwise the next
-grant pays it first.
+remaining credits == max(posted, 0). A negative balance is credit used beyond every grant. Its
+billable part (`billed_debt`: overage debited while the plan billed overage through Stripe's meter)
+is settled before the next grant, whatever the plan is by then; the rest is paid by the next grant
+first. So 0 <= billed_debt <= max(-posted, 0).
 """
 
 import logging
@@ -18,7 +19,7 @@ from decimal import Decimal
 from django.db import connection, transaction
 from django.utils import timezone
 
-from billing.models import BillingAccount, CreditBalance, CreditGrant, EntryType, LedgerDrift, LedgerEntry
+from billing.models import CreditBalance, CreditGrant, EntryType, LedgerDrift, LedgerEntry
 from billing.selectors import drifted_balances
 
 logger = logging.getLogger(__name__)
@@ -64,11 +65,12 @@ class OrgLedger:
         self._append(EntryType.EXPIRY, -amount, grant=grant, reference=f"expiry:{grant.public_id}")
 
     def settle(self, *, reference: str) -> Decimal:
-        """Zero a negative balance: overage already billed through Stripe is not owed in credits."""
-        if self.posted >= 0:
-            return ZERO
-        amount = -self.posted
-        self._append(EntryType.SETTLEMENT, amount, reference=reference)
+        """Zero the billed part of a negative balance: overage billed through Stripe is not also owed
+        in credits. Debt that was never billed (a plan without overage) stays, for the next grant."""
+        amount = min(self.balance.billed_debt, max(-self.posted, ZERO))
+        self.balance.billed_debt = ZERO
+        if amount > 0:
+            self._append(EntryType.SETTLEMENT, amount, reference=reference)
         return amount
 
     def add_grant(self, **fields) -> CreditGrant:
@@ -94,11 +96,23 @@ class OrgLedger:
         self.grants = [grant for grant in self.grants if grant.remaining > 0]
         return covered, cost - covered
 
-    def debit(self, *, cost: Decimal, covered: Decimal, reference: str) -> None:
+    def debit(self, *, cost: Decimal, covered: Decimal, billable: Decimal, reference: str) -> None:
+        """Post a debit of what draw() took; `billable` is the part of its overage Stripe bills."""
+        self.balance.billed_debt += billable
         self._append(EntryType.DEBIT, -cost, covered=covered, overage=cost - covered, reference=reference)
 
     def save(self) -> None:
         save_ledgers([self])
+
+
+def grant_snapshot(grant: CreditGrant) -> dict:
+    """A grant as audit entries record it."""
+    return {
+        "id": grant.public_id,
+        "grant_type": grant.grant_type,
+        "amount": str(grant.amount),
+        "expires_at": grant.expires_at.isoformat() if grant.expires_at else None,
+    }
 
 
 def open_ledgers(org_ids, *, now=None) -> dict[int, OrgLedger]:
@@ -146,45 +160,22 @@ def save_ledgers(ledgers) -> None:
                     [[g.pk for g in grants], [g.remaining for g in grants], [g.expired_at for g in grants]],
                 )
             cursor.execute(
-                "UPDATE billing_creditbalance AS b SET posted = v.posted, updated_at = %s "
-                "FROM unnest(%s::bigint[], %s::numeric[]) AS v(id, posted) WHERE b.id = v.id",
-                [now, [b.pk for b in balances], [b.posted for b in balances]],
+                "UPDATE billing_creditbalance AS b SET posted = v.posted, billed_debt = v.billed_debt,"
+                " updated_at = %s FROM unnest(%s::bigint[], %s::numeric[], %s::numeric[])"
+                " AS v(id, posted, billed_debt) WHERE b.id = v.id",
+                [
+                    now,
+                    [b.pk for b in balances],
+                    [b.posted for b in balances],
+                    [b.billed_debt for b in balances],
+                ],
             )
     else:
         if grants:
             CreditGrant.objects.bulk_update(grants, ["remaining", "expired_at"])
-        CreditBalance.objects.bulk_update(balances, ["posted", "updated_at"])
+        CreditBalance.objects.bulk_update(balances, ["posted", "billed_debt", "updated_at"])
     for ledger in ledgers:
         ledger.entries, ledger.changed = [], {}
-
-
-def debit_usage(
-    *, costs_by_org: dict[int, list[tuple[int, Decimal]]], reference: str, now=None
-) -> dict[int, tuple[Decimal, bool]]:
-    """Debit each org once for its events' costs, drawn in the order given; returns {event key:
-    (overage, billable)} for the events credits did not fully cover. Overage is billable (through
-    Stripe's meter) when the org's plan allows overage now, at the debit. Call in the
-    transaction storing the events.
-    """
-    overages: dict[int, tuple[Decimal, bool]] = {}
-    ledgers = open_ledgers(costs_by_org, now=now)
-    overage_plans = set(
-        BillingAccount.objects.filter(org_id__in=costs_by_org, plan__overage_allowed=True).values_list(
-            "org_id", flat=True
-        )
-    )
-    for org_id, costs in costs_by_org.items():
-        ledger = ledgers[org_id]
-        total = covered_total = ZERO
-        for key, cost in costs:
-            covered, overage = ledger.draw(cost)
-            total += cost
-            covered_total += covered
-            if overage > 0:
-                overages[key] = (overage, org_id in overage_plans)
-        ledger.debit(cost=total, covered=covered_total, reference=reference)
-    save_ledgers(ledgers.values())
-    return overages
 
 
 def expire_credit_grants(*, now=None) -> dict:

@@ -26,7 +26,7 @@ from billing.models import (
     Plan,
     PlanName,
 )
-from billing.services.allowances import allowance_plan, grant_allowance
+from billing.services.allowances import grant_allowance
 from billing.services.ledger import open_ledger
 from billing.services.suspensions import lift_auto_suspension_if_reason_gone
 from orgs.models import AuditCategory, Organization
@@ -69,8 +69,14 @@ def _livemode() -> bool:
 
 def lock_account(org: Organization) -> BillingAccount:
     """Lock the org's billing account for the rest of the transaction: every payment decision of one
-    org runs one at a time, each reading Stripe after the previous one committed."""
-    return BillingAccount.objects.select_for_update().select_related("org", "plan").get(org=org)
+    org runs one at a time, each reading Stripe after the previous one committed.
+
+    The account row alone: locking it joined to its plan made PostgreSQL drop the row (and the
+    receiver raise DoesNotExist) when a concurrent event changed plan_id while we waited for the lock.
+    """
+    account = BillingAccount.objects.select_for_update().get(org=org)
+    account.org = org
+    return account
 
 
 def _subscription_of(invoice) -> str:
@@ -142,104 +148,143 @@ _FAILURE_RANK = {
 }
 
 
-def invoice_from_delivery(invoice_id: str) -> dict:
-    """The invoice as dj-stripe re-read it from Stripe while processing this delivery."""
-    from djstripe.models import Invoice
-
-    return Invoice.objects.values_list("stripe_data", flat=True).get(id=invoice_id)
-
-
 def refresh_invoice(
-    *, invoice: dict, actor: Actor, failed_at: datetime | None = None
+    *, org: Organization, invoice_id: str, actor: Actor, failed_at: datetime | None = None
 ) -> PaymentFailure | None:
-    """Decide an invoice's payment failure from its current state in Stripe, in one transaction.
+    """Decide an invoice's payment failure from its state in Stripe, in one transaction.
 
-    `invoice` is Stripe's current copy: re-read by dj-stripe during the webhook delivery, or by a
-    resync. `failed_at` says a payment of it failed (the failure event's `created`): if the invoice
-    is still open, that opens its failure (once; a later failure keeps the first time). Paid, void
-    or uncollectible resolves it; any other event never opens one, and no copy moves a failure
-    back. A plan failure asks Stripe (through the outbox) to cancel at period end; paying it asks
-    to keep the subscription. The first invoice paid with amount_paid > 0 sets first_paid_at, and a
-    payment lifts an `auto` suspension whose reason has gone. Idempotent.
+    The invoice is read from Stripe while the org's account lock is held, so of two overlapping
+    deliveries the later decision always sees the newer state: a copy read before the lock (as
+    dj-stripe's is) can be older than the one the other delivery already decided from. `failed_at`
+    says a payment of it failed (the failure event's `created`): if the invoice is still open, that
+    opens its failure (once; a later failure keeps the first time). Paid, void or uncollectible
+    resolves it; no copy moves a failure back. When a plan failure opens or is resolved, the outbox
+    makes the subscription's cancel-at-period-end follow the org's failures. The first invoice paid
+    with amount_paid > 0 sets first_paid_at, and a payment lifts an `auto` suspension whose reason
+    has gone. Idempotent.
     """
-    org = org_for_customer(invoice["customer"])
-    invoice_id, status, now = invoice["id"], invoice["status"], timezone.now()
     # No savepoint of its own: a receiver calls it inside recorded_problems' (each costs round trips).
     with transaction.atomic(savepoint=False):
         account = lock_account(org)
-        record = InvoiceRecord.objects.filter(invoice_id=invoice_id).first()
-        if record is None:
-            record = InvoiceRecord.objects.create(
-                invoice_id=invoice_id,
-                org=org,
-                kind=classify_invoice(invoice),
-                subscription_id=_subscription_of(invoice),
-            )
+        invoice = stripe_api.retrieve_invoice(invoice_id)
+        _mirror_invoice(invoice)
+        record = _invoice_record(org, invoice)
         failure = PaymentFailure.objects.filter(invoice_id=invoice_id).first()
-
-        if status == "open" and failed_at is not None and failure is None:
-            failure = PaymentFailure.objects.create(
-                invoice_id=invoice_id,
-                org=org,
-                kind=record.kind,
-                subscription_id=record.subscription_id,
-                first_failed_at=failed_at,
-            )
-            record_audit(
-                actor=actor,
-                action="billing.payment_failed",
-                category=AuditCategory.BILLING,
-                org=org,
-                invoice_id=invoice_id,
-                subscription_id=record.subscription_id,
-                after={"kind": record.kind, "first_failed_at": failure.first_failed_at.isoformat()},
-            )
-            if record.kind == InvoiceKind.PLAN and record.subscription_id:
-                _ask_stripe(org, record, cancel=True)
-        elif (
-            status in RESOLVING_STATUSES
-            and failure is not None
-            and _FAILURE_RANK[RESOLVING_STATUSES[status]] > _FAILURE_RANK[failure.resolution or None]
-        ):
-            was_open = failure.is_open
-            failure.resolution = RESOLVING_STATUSES[status]
-            failure.resolved_at = failure.resolved_at or now
-            failure.save(update_fields=["resolution", "resolved_at"])
-            record_audit(
-                actor=actor,
-                action="billing.payment_failure_resolved",
-                category=AuditCategory.BILLING,
-                org=org,
-                invoice_id=invoice_id,
-                subscription_id=record.subscription_id,
-                after={"resolution": failure.resolution},
-            )
-            if was_open and status == "paid" and record.kind == InvoiceKind.PLAN and record.subscription_id:
-                _ask_stripe(org, record, cancel=False)
-
-        if status == "paid" and invoice["amount_paid"] > 0 and account.first_paid_at is None:
-            paid_at = (invoice.get("status_transitions") or {}).get("paid_at")
-            account.first_paid_at = datetime.fromtimestamp(paid_at, tz=UTC) if paid_at else now
-            account.save(update_fields=["first_paid_at", "updated_at"])
-            record_audit(
-                actor=actor,
-                action="billing.first_paid",
-                category=AuditCategory.BILLING,
-                org=org,
-                invoice_id=invoice_id,
-                after={"first_paid_at": account.first_paid_at.isoformat()},
-            )
+        if invoice["status"] == "open" and failed_at is not None and failure is None:
+            failure = _open_failure(record, failed_at=failed_at, actor=actor)
+        elif failure is not None and _moves_forward(failure, invoice["status"]):
+            _resolve_failure(failure, record, status=invoice["status"], actor=actor)
+        else:
+            record = None  # nothing changed: Stripe need not be asked anything
+        if record is not None and record.kind == InvoiceKind.PLAN and record.subscription_id:
+            follow_payment_failures(org, record.subscription_id, reason=f"{invoice_id}:{invoice['status']}")
+        _record_first_payment(account, invoice, actor=actor)
         derive_payment_state(account, actor=actor)
-        lift_auto_suspension_if_reason_gone(account, actor=actor, now=now)
+        lift_auto_suspension_if_reason_gone(account, actor=actor, now=timezone.now())
     return failure
 
 
-def _ask_stripe(org: Organization, record: InvoiceRecord, *, cancel: bool) -> None:
-    kind = "stripe.subscription.cancel_at_period_end" if cancel else "stripe.subscription.keep"
+def _mirror_invoice(invoice) -> None:
+    """Write the copy read under the lock over dj-stripe's mirror row, which holds the copy dj-stripe
+    read before it: of two overlapping deliveries, the slower re-read could otherwise stay."""
+    from djstripe.models import Invoice
+
+    Invoice.objects.filter(id=invoice["id"]).update(stripe_data=stripe_api.as_dict(invoice))
+
+
+def _invoice_record(org: Organization, invoice) -> InvoiceRecord:
+    """The invoice's record; its kind is fixed the first time it is seen."""
+    record = InvoiceRecord.objects.filter(invoice_id=invoice["id"]).first()
+    if record is None:
+        record = InvoiceRecord.objects.create(
+            invoice_id=invoice["id"],
+            org=org,
+            kind=classify_invoice(invoice),
+            subscription_id=_subscription_of(invoice),
+        )
+    return record
+
+
+def _open_failure(record: InvoiceRecord, *, failed_at: datetime, actor: Actor) -> PaymentFailure:
+    failure = PaymentFailure.objects.create(
+        invoice_id=record.invoice_id,
+        org_id=record.org_id,
+        kind=record.kind,
+        subscription_id=record.subscription_id,
+        first_failed_at=failed_at,
+    )
+    record_audit(
+        actor=actor,
+        action="billing.payment_failed",
+        category=AuditCategory.BILLING,
+        org_id=record.org_id,
+        invoice_id=record.invoice_id,
+        subscription_id=record.subscription_id,
+        after={"kind": record.kind, "first_failed_at": failure.first_failed_at.isoformat()},
+    )
+    return failure
+
+
+def _moves_forward(failure: PaymentFailure, status: str) -> bool:
+    return (
+        status in RESOLVING_STATUSES
+        and _FAILURE_RANK[RESOLVING_STATUSES[status]] > _FAILURE_RANK[failure.resolution or None]
+    )
+
+
+def _resolve_failure(failure: PaymentFailure, record: InvoiceRecord, *, status: str, actor: Actor) -> None:
+    failure.resolution = RESOLVING_STATUSES[status]
+    failure.resolved_at = failure.resolved_at or timezone.now()
+    failure.save(update_fields=["resolution", "resolved_at"])
+    record_audit(
+        actor=actor,
+        action="billing.payment_failure_resolved",
+        category=AuditCategory.BILLING,
+        org_id=record.org_id,
+        invoice_id=record.invoice_id,
+        subscription_id=record.subscription_id,
+        after={"resolution": failure.resolution},
+    )
+
+
+def _record_first_payment(account: BillingAccount, invoice, *, actor: Actor) -> None:
+    if invoice["status"] != "paid" or invoice["amount_paid"] <= 0 or account.first_paid_at is not None:
+        return
+    paid_at = (invoice.get("status_transitions") or {}).get("paid_at")
+    account.first_paid_at = datetime.fromtimestamp(paid_at, tz=UTC) if paid_at else timezone.now()
+    account.save(update_fields=["first_paid_at", "updated_at"])
+    record_audit(
+        actor=actor,
+        action="billing.first_paid",
+        category=AuditCategory.BILLING,
+        org_id=account.org_id,
+        invoice_id=invoice["id"],
+        after={"first_paid_at": account.first_paid_at.isoformat()},
+    )
+
+
+FOLLOW_PAYMENT_FAILURES = "stripe.subscription.follow_payment_failures"
+
+# A plan failure still owed: open, or written off as uncollectible. While one is, the subscription
+# ends at its period end; once none is (paid or void), it is kept.
+OWED_RESOLUTIONS = ["", FailureResolution.UNCOLLECTIBLE]
+
+
+def cancellation_wanted(subscription_id: str) -> bool:
+    """Whether the subscription should end at its period end: a plan invoice of it is still owed."""
+    return PaymentFailure.objects.filter(
+        subscription_id=subscription_id, kind=InvoiceKind.PLAN, resolution__in=OWED_RESOLUTIONS
+    ).exists()
+
+
+def follow_payment_failures(org: Organization, subscription_id: str, *, reason: str) -> None:
+    """Ask (through the outbox) that the subscription's cancel-at-period-end follow its failures. The
+    message decides when it is performed, from the state then (billing/outbox_handlers.py), so a
+    delayed message can never undo a newer decision. One message per change of state (`reason`)."""
     enqueue_outbox(
-        kind=kind,
-        payload={"subscription_id": record.subscription_id, "invoice_id": record.invoice_id},
-        idempotency_key=f"{'cancel-at-period-end' if cancel else 'keep'}:{record.invoice_id}",
+        kind=FOLLOW_PAYMENT_FAILURES,
+        payload={"subscription_id": subscription_id},
+        idempotency_key=f"follow-payment-failures:{subscription_id}:{reason}",
         org=org,
     )
 
@@ -261,35 +306,39 @@ def plan_for_subscriptions(subscriptions) -> Plan:
 
 
 def sync_plan(*, org: Organization, actor: Actor) -> Plan:
-    """Recompute the org's plan from its subscriptions as Stripe has them now, in one transaction.
-
-    On a change: an overage plan's negative balance is settled before leaving it, the new plan's
-    allowance is granted (once per month and plan), and the change is audited. Idempotent.
-    """
+    """Recompute the org's plan from its subscriptions as Stripe has them now, in one transaction;
+    on a change, apply it (apply_plan). Idempotent."""
     with transaction.atomic():
         account = lock_account(org)
         customer_id = customer_id_for(org)
         subscriptions = stripe_api.list_subscriptions(customer_id=customer_id) if customer_id else []
         plan = plan_for_subscriptions(subscriptions)
-        if plan.pk == account.plan_id:
-            return plan
-        old = account.plan
-        if old.overage_allowed and not plan.overage_allowed:
-            ledger = open_ledger(org.pk)
-            ledger.settle(reference=f"leaving-plan:{old.name}")
-            ledger.save()
-        account.plan = plan
-        account.save(update_fields=["plan", "updated_at"])
-        record_audit(
-            actor=actor,
-            action="billing.plan_changed",
-            category=AuditCategory.BILLING,
-            org=org,
-            before={"plan": old.name},
-            after={"plan": plan.name},
-        )
-        grant_allowance(org_id=org.pk, plan=allowance_plan(account), actor=actor)
+        if plan.pk != account.plan_id:
+            apply_plan(account=account, plan=plan, actor=actor)
     return plan
+
+
+def apply_plan(*, account: BillingAccount, plan: Plan, actor: Actor) -> None:
+    """Move a locked account to the plan Stripe's subscriptions decided: billed debt is settled when
+    leaving a plan that bills overage, the month's allowance is topped up to the new plan's amount
+    (once per month and plan), and the change is audited. Only sync_plan decides the plan."""
+    old = account.plan
+    if old.overage_allowed and not plan.overage_allowed:
+        # Billed overage is invoiced: it must not stay a debt on a plan that cannot go into debt.
+        ledger = open_ledger(account.org_id)
+        ledger.settle(reference=f"leaving-plan:{old.name}")
+        ledger.save()
+    account.plan = plan
+    account.save(update_fields=["plan", "updated_at"])
+    record_audit(
+        actor=actor,
+        action="billing.plan_changed",
+        category=AuditCategory.BILLING,
+        org_id=account.org_id,
+        before={"plan": old.name},
+        after={"plan": plan.name},
+    )
+    grant_allowance(org_id=account.org_id, actor=actor)
 
 
 def resync_org_from_stripe(*, org: Organization, actor: Actor) -> dict:
@@ -303,7 +352,8 @@ def resync_org_from_stripe(*, org: Organization, actor: Actor) -> dict:
         # Without an event, an open invoice whose automatic attempts failed is a failure.
         failed = invoice["status"] == "open" and invoice["attempt_count"] > 0 and invoice["attempted"]
         refresh_invoice(
-            invoice=invoice,
+            org=org,
+            invoice_id=invoice["id"],
             actor=actor,
             failed_at=datetime.fromtimestamp(invoice["created"], tz=UTC) if failed else None,
         )

@@ -9,8 +9,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from billing.models import CreditBalance, CreditGrant, EntryType, GrantType, LedgerDrift, LedgerEntry
+from billing.services.debits import debit_usage
 from billing.services.grants import grant_credits
-from billing.services.ledger import check_ledger_consistency, debit_usage, expire_credit_grants
+from billing.services.ledger import check_ledger_consistency, expire_credit_grants
 from orgs.services.audit import Actor
 from tests.conftest import set_plan
 from tests.factories import OrganizationFactory

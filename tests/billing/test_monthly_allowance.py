@@ -1,5 +1,5 @@
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 from io import StringIO
 
@@ -10,6 +10,7 @@ from django.db import transaction
 
 from billing.models import (
     AllowanceClaim,
+    BillingAccount,
     ClaimStatus,
     CreditBalance,
     CreditGrant,
@@ -17,10 +18,14 @@ from billing.models import (
     GrantType,
     LedgerEntry,
     PaymentStatus,
+    Plan,
 )
 from billing.services import allowances
 from billing.services.accounts import soft_delete_organization
-from billing.services.ledger import debit_usage, expire_credit_grants
+from billing.services.debits import debit_usage
+from billing.services.grants import grant_credits
+from billing.services.ledger import expire_credit_grants
+from billing.services.payments import apply_plan, lock_account
 from orgs.services.audit import Actor
 from tests.concurrency import committing, run_concurrently
 from tests.conftest import set_plan
@@ -154,16 +159,70 @@ def test_runjob_replays_a_missed_month_start(november_org):
     )
 
 
-@pytest.mark.django_db
-def test_a_plan_change_grants_the_new_plans_allowance_once(november_org):
-    set_plan(november_org, "pro")
-    with time_machine.travel(NOVEMBER, tick=False):
-        pro = allowances.Plan.objects.get(name="pro")
-        first = allowances.grant_allowance(org_id=november_org.pk, plan=pro, actor=Actor.system("t"))
-        again = allowances.grant_allowance(org_id=november_org.pk, plan=pro, actor=Actor.system("t"))
+def change_plan(org, name: str, **account):
+    """What Stripe's subscription events do (sync_plan), without Stripe: apply the plan under the lock."""
+    BillingAccount.objects.filter(org=org).update(**account)
+    with transaction.atomic():
+        apply_plan(account=lock_account(org), plan=Plan.objects.get(name=name), actor=Actor.system("t"))
 
-    assert first is not None and again is None
-    assert [g.amount for g in allowance_grants(november_org)] == [D(1000), D(20000)]
+
+@pytest.mark.django_db
+def test_an_upgrade_tops_the_month_up_to_the_new_plans_amount_once(november_org):
+    with time_machine.travel(NOVEMBER, tick=False):
+        change_plan(november_org, "pro")
+        change_plan(november_org, "pro")  # the same decision again grants nothing
+        change_plan(november_org, "team")
+
+        assert [g.amount for g in allowance_grants(november_org)] == [D(1000), D(19000), D(80000)]
+        assert CreditBalance.objects.get(org=november_org).posted == D(100000)
+
+
+@pytest.mark.django_db
+def test_a_downgrade_in_the_month_grants_nothing_more(november_org):
+    with time_machine.travel(NOVEMBER, tick=False):
+        change_plan(november_org, "team")
+        change_plan(november_org, "pro")
+        change_plan(november_org, "team")
+
+        assert [g.amount for g in allowance_grants(november_org)] == [D(1000), D(99000)]
+        assert AllowanceClaim.objects.get(org=november_org, plan__name="pro").credits == 0
+
+
+@pytest.mark.django_db
+def test_a_pro_org_that_goes_past_due_mid_month_gets_no_free_allowance_on_top(november_org):
+    with time_machine.travel(NOVEMBER, tick=False):
+        change_plan(november_org, "pro")
+    allowances.grant_monthly_allowances(now=DECEMBER_1)  # December starts on pro
+    BillingAccount.objects.filter(org=november_org).update(payment_status=PaymentStatus.PAST_DUE)
+    december_10 = DECEMBER_1 + timedelta(days=9)
+
+    summary = allowances.grant_monthly_allowances(now=december_10)
+
+    assert summary["granted"] == 1  # the free plan's claim, with nothing to add
+    december = allowance_grants(november_org).filter(expires_at=datetime(2027, 1, 1, tzinfo=UTC))
+    assert [g.amount for g in december] == [D(20000)]
+    assert AllowanceClaim.objects.get(org=november_org, month="2026-12-01", plan__name="free").credits == 0
+    assert allowances.grant_monthly_allowances(now=december_10)["granted"] == 0
+
+
+@pytest.mark.django_db
+def test_a_free_orgs_debt_is_not_written_off_when_it_upgrades(november_org):
+    with time_machine.travel(NOVEMBER, tick=False):
+        with transaction.atomic():
+            debit_usage(costs_by_org={november_org.pk: [(1, D(1300))]}, reference="t")  # 300 owed, unbilled
+
+        change_plan(november_org, "pro")
+        grant_credits(
+            org=november_org,
+            amount=D(100),
+            grant_type=GrantType.BONUS,
+            reason="goodwill",
+            actor=Actor.system("t"),
+        )
+
+    balance = CreditBalance.objects.get(org=november_org)
+    assert not LedgerEntry.objects.filter(org=november_org, entry_type=EntryType.SETTLEMENT).exists()
+    assert (balance.posted, balance.billed_debt) == (D(19000) + D(100) - D(300), 0)
 
 
 @committing

@@ -14,11 +14,9 @@ from billing.models import (
     PaymentStatus,
     SuspensionSource,
 )
-from billing.services.payments import refresh_invoice
 from billing.services.suspensions import reconcile_suspensions
 from billing.stripe_api import StripeUnavailable
 from orgs.models import AuditEntry, OutboxMessage
-from orgs.services.audit import Actor
 from orgs.services.outbox import process_outbox
 from tests.billing.conftest import deliver, subscribe
 
@@ -67,15 +65,17 @@ def test_a_failed_plan_invoice_makes_the_org_past_due_and_asks_to_cancel_at_peri
     )
     message = OutboxMessage.objects.get()
     assert (message.kind, message.payload["subscription_id"]) == (
-        "stripe.subscription.cancel_at_period_end",
+        "stripe.subscription.follow_payment_failures",
         pro[0]["id"],
     )
 
     assert process_outbox()["performed"] == 1
 
-    assert stripe_standin.get(pro[0]["id"])["cancel_at_period_end"] is True
+    subscription = stripe_standin.get(pro[0]["id"])
+    assert subscription["cancel_at_period_end"] is True
+    assert subscription["metadata"]["billing_cancel_reason"] == "payment_failure"
     (modify,) = stripe_standin.requests_to("POST", f"/v1/subscriptions/{pro[0]['id']}")
-    assert modify.idempotency_key == f"cancel-at-period-end:{invoice['id']}"
+    assert modify.idempotency_key == f"{message.idempotency_key}:cancel"
 
 
 def test_paying_it_resolves_the_failure_and_asks_to_keep_the_subscription(
@@ -204,26 +204,26 @@ def test_the_kind_is_fixed_the_first_time_the_invoice_is_seen(customer, pro, str
 
 
 @pytest.mark.parametrize(
-    ("status", "event_type", "resolution"),
+    ("status", "event_type", "resolution", "ends_at_period_end"),
     [
-        ("void", "invoice.voided", FailureResolution.VOID),
-        ("uncollectible", "invoice.marked_uncollectible", FailureResolution.UNCOLLECTIBLE),
+        ("void", "invoice.voided", FailureResolution.VOID, False),  # nothing is owed any more
+        ("uncollectible", "invoice.marked_uncollectible", FailureResolution.UNCOLLECTIBLE, True),  # unpaid
     ],
 )
 def test_void_or_uncollectible_resolves_the_failure(
-    org, customer, pro, stripe_standin, post_webhook, status, event_type, resolution
+    org, customer, pro, stripe_standin, post_webhook, status, event_type, resolution, ends_at_period_end
 ):
     invoice = plan_invoice(stripe_standin, customer, pro)
     deliver(stripe_standin, post_webhook, "invoice.payment_failed", invoice["id"])
+    process_outbox()
     stripe_standin.update(invoice["id"], status=status)
 
     deliver(stripe_standin, post_webhook, event_type, invoice["id"])
+    process_outbox()
 
     assert PaymentFailure.objects.get().resolution == resolution
     assert account(org).payment_status == PaymentStatus.OK
-    assert [m.kind for m in OutboxMessage.objects.all()] == [
-        "stripe.subscription.cancel_at_period_end"
-    ]  # no "keep"
+    assert stripe_standin.get(pro[0]["id"])["cancel_at_period_end"] is ends_at_period_end
     assert account(org).first_paid_at is None
 
 
@@ -302,22 +302,6 @@ def test_stripe_down_while_rereading_fails_the_delivery_so_stripe_retries(
     assert PaymentFailure.objects.count() == 1
 
 
-def test_an_older_copy_decided_after_a_newer_one_changes_nothing(
-    org, customer, pro, stripe_standin, post_webhook
-):
-    # Two deliveries for one invoice race: the paid copy commits first, the open one after it.
-    invoice = plan_invoice(stripe_standin, customer, pro)
-    deliver(stripe_standin, post_webhook, "invoice.payment_failed", invoice["id"])
-    older = dict(stripe_standin.get(invoice["id"]))
-    stripe_standin.update(invoice["id"], status="paid", amount_paid=4900, amount_remaining=0)
-    deliver(stripe_standin, post_webhook, "invoice.paid", invoice["id"])
-
-    refresh_invoice(invoice=older, actor=Actor.stripe("evt_older"), failed_at=timezone.now())
-
-    assert PaymentFailure.objects.get().resolution == FailureResolution.PAID
-    assert account(org).payment_status == PaymentStatus.OK
-
-
 def test_an_uncollectible_invoice_paid_later_is_resolved_as_paid(
     org, customer, pro, stripe_standin, post_webhook
 ):
@@ -331,3 +315,42 @@ def test_an_uncollectible_invoice_paid_later_is_resolved_as_paid(
 
     assert PaymentFailure.objects.get().resolution == FailureResolution.PAID
     assert account(org).first_paid_at is not None
+
+
+def test_paying_an_invoice_marked_uncollectible_keeps_the_subscription(
+    org, customer, pro, stripe_standin, post_webhook
+):
+    # Once asked to keep only when an open failure was paid: "uncollectible" had already resolved it,
+    # so paying it later never undid the cancellation.
+    invoice = plan_invoice(stripe_standin, customer, pro)
+    deliver(stripe_standin, post_webhook, "invoice.payment_failed", invoice["id"])
+    stripe_standin.update(invoice["id"], status="uncollectible")
+    deliver(stripe_standin, post_webhook, "invoice.marked_uncollectible", invoice["id"])
+    process_outbox()
+    assert stripe_standin.get(pro[0]["id"])["cancel_at_period_end"] is True
+    stripe_standin.update(invoice["id"], status="paid", amount_paid=4900, amount_remaining=0)
+
+    deliver(stripe_standin, post_webhook, "invoice.paid", invoice["id"])
+    process_outbox()
+
+    subscription = stripe_standin.get(pro[0]["id"])
+    assert (subscription["cancel_at_period_end"], subscription["metadata"]) == (False, {})
+
+
+def test_a_cancellation_nobody_asked_for_a_payment_failure_is_never_undone(
+    org, customer, pro, stripe_standin, post_webhook
+):
+    stripe_standin.update(pro[0]["id"], cancel_at_period_end=True)  # the customer cancelled
+    invoice = plan_invoice(stripe_standin, customer, pro)
+    deliver(stripe_standin, post_webhook, "invoice.payment_failed", invoice["id"])
+    process_outbox()
+    stripe_standin.update(invoice["id"], status="paid", amount_paid=4900, amount_remaining=0)
+
+    deliver(stripe_standin, post_webhook, "invoice.paid", invoice["id"])
+    process_outbox()
+
+    assert [m.result for m in OutboxMessage.objects.order_by("id")] == [
+        {"skipped": "already so"},
+        {"skipped": "the cancellation was not asked for a payment failure"},
+    ]
+    assert stripe_standin.get(pro[0]["id"])["cancel_at_period_end"] is True

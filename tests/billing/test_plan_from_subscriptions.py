@@ -38,7 +38,9 @@ def test_a_new_pro_subscription_makes_the_org_pro_with_its_allowance(
     deliver(stripe_standin, post_webhook, "customer.subscription.created", subscription["id"])
 
     assert plan_of(org) == "pro"
-    assert CreditGrant.objects.filter(org=org, grant_type=GrantType.ALLOWANCE, amount=20000).count() == 1
+    # The month's free allowance topped up to pro's amount: one allowance, never a second full one.
+    allowances = CreditGrant.objects.filter(org=org, grant_type=GrantType.ALLOWANCE).order_by("id")
+    assert [grant.amount for grant in allowances] == [1000, 19000]
     entry = AuditEntry.objects.get(org=org, action="billing.plan_changed")
     assert (entry.before, entry.after, entry.actor_type) == ({"plan": "free"}, {"plan": "pro"}, "stripe")
 

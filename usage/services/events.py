@@ -15,7 +15,7 @@ from psycopg.types.json import Jsonb
 
 from billing.pricing import PriceBook, cost_of
 from billing.selectors import price_book
-from billing.services.ledger import debit_usage
+from billing.services.debits import debit_usage
 from orgs.api.parsing import parse_decimal
 from orgs.models import Organization, Product
 from usage.exceptions import InvalidEvents

@@ -1,0 +1,48 @@
+"""Debiting usage: the credit write every accepted usage event makes, in the transaction storing it."""
+
+from datetime import datetime
+from decimal import Decimal
+
+from django.utils import timezone
+
+from billing.selectors import allowances_due
+from billing.services.allowances import ensure_allowances
+from billing.services.ledger import ZERO, open_ledgers, save_ledgers
+from orgs.services.audit import Actor
+
+
+def debit_usage(
+    *, costs_by_org: dict[int, list[tuple[int, Decimal]]], reference: str, now: datetime | None = None
+) -> dict[int, tuple[Decimal, bool]]:
+    """Debit each org once for its events' costs, drawn in the order given; returns {event key:
+    (overage, billable)} for the events credits did not fully cover. Call in the transaction storing
+    the events.
+
+    The month's allowance is granted first if it is still due, so usage at 00:00:30 on the first is
+    covered by the new month's credits however late the allowance job runs. Overage is billable
+    (through Stripe's meter) when the org's plan allows overage now, at the debit; its billable part
+    becomes billed debt, the only debt a later settlement zeroes.
+    """
+    now = now or timezone.now()
+    ledgers = open_ledgers(costs_by_org, now=now)
+    due = allowances_due(costs_by_org, now=now)
+    ensure_allowances(ledgers, now=now, actor=Actor.system("monthly_allowance"), due=due)
+    overages: dict[int, tuple[Decimal, bool]] = {}
+    for org_id, costs in costs_by_org.items():
+        ledger = ledgers[org_id]
+        billable = due[org_id].account.plan.overage_allowed
+        total = covered_total = ZERO
+        for key, cost in costs:
+            covered, overage = ledger.draw(cost)
+            total += cost
+            covered_total += covered
+            if overage > 0:
+                overages[key] = (overage, billable)
+        ledger.debit(
+            cost=total,
+            covered=covered_total,
+            billable=total - covered_total if billable else ZERO,
+            reference=reference,
+        )
+    save_ledgers(ledgers.values())
+    return overages
