@@ -1,7 +1,7 @@
 """Strict readers for configuration from environment variables.
 
 Every reader names its variable in the error, so a bad value stops start-up with a message an
-operator can act on (OPERATIONS.md).
+operator can act on.
 """
 
 import os
