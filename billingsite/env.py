@@ -1,14 +1,16 @@
 """Strict readers for configuration from environment variables.
 
 Every reader names its variable in the error, so a bad value stops start-up with a message an
-operator can act on (OPERATIONS.md).
+operator can act on.
 """
 
 import os
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import ImproperlyConfigured
+
+from billingsite.timeparse import parse_hour_instant
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -58,15 +60,7 @@ def env_decimal(name: str, default: str) -> Decimal:
 def env_hour_instant(name: str) -> datetime | None:
     """An ISO-8601 instant that falls exactly on an hour boundary (UTC), or None when unset."""
     value = _raw(name)
-    if value is None:
-        return None
     try:
-        instant = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be an ISO-8601 instant, not {value!r}.") from None
-    if instant.tzinfo is None:
-        raise ImproperlyConfigured(f"{name} must carry a time zone (for example Z), not {value!r}.")
-    instant = instant.astimezone(UTC)
-    if (instant.minute, instant.second, instant.microsecond) != (0, 0, 0):
-        raise ImproperlyConfigured(f"{name} must fall on a whole hour, not {value!r}.")
-    return instant
+        return parse_hour_instant(value)
+    except ValueError as error:
+        raise ImproperlyConfigured(f"{name} {error}") from None

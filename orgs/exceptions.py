@@ -94,3 +94,8 @@ class InvitationNotPending(Conflict):
 class IdempotencyConflict(Conflict):
     code = "idempotency_conflict"
     message = "This idempotency key was used with a different request."
+
+
+class InvalidProductTerms(InvalidRequest):
+    message = "These product terms are invalid."
+    # details: {"fields": {field: message}}

@@ -217,6 +217,10 @@ class AuditEntry(models.Model):
     org = models.ForeignKey(
         Organization, null=True, blank=True, on_delete=models.PROTECT, related_name="audit_entries"
     )
+    # The product an entry is about when it is about no org: a change of the product's own terms.
+    product = models.ForeignKey(
+        Product, null=True, blank=True, on_delete=models.PROTECT, related_name="audit_entries"
+    )
     subscription_id = models.CharField(max_length=255, blank=True)
     invoice_id = models.CharField(max_length=255, blank=True)
     reason = models.TextField(blank=True)
@@ -231,10 +235,14 @@ class AuditEntry(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=(
-                    Q(category="security") | Q(org__isnull=False) | ~Q(subscription_id="") | ~Q(invoice_id="")
+                    Q(category="security")
+                    | Q(org__isnull=False)
+                    | Q(product__isnull=False)
+                    | ~Q(subscription_id="")
+                    | ~Q(invoice_id="")
                 ),
                 name="audit_entry_has_subject",
-                violation_error_message="An audit entry names an org, subscription or invoice.",
+                violation_error_message="An audit entry names an org, product, subscription or invoice.",
             ),
         ]
 

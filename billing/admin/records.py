@@ -30,6 +30,9 @@ class PlanAdmin(ReadOnlyAdmin, HistoryAdmin):
 
 
 class MetricPriceInline(admin.TabularInline):
+    """Price versions: a changed price is a new version from the catalog, never an edit in place
+    (recorded usage keeps the price it was costed with)."""
+
     model = MetricPrice
 
     fields = ["credits_per_unit", "effective_from", "created_at"]
@@ -38,6 +41,9 @@ class MetricPriceInline(admin.TabularInline):
     can_delete = False
 
     def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False
 
 

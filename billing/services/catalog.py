@@ -4,6 +4,7 @@ Idempotent: loading the same catalog twice changes nothing. A changed price is a
 in force from now; usage already recorded keeps the price it was recorded with.
 """
 
+from dataclasses import asdict
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
@@ -12,8 +13,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from billing.models import Metric, MetricPrice, Plan, PlanName
-from billingsite.timeparse import parse_instant
+from orgs.exceptions import InvalidProductTerms
 from orgs.models import Product
+from orgs.services.products import clean_product_terms
 
 # The first price version of a metric is in force since the epoch, so that any event, however
 # old, has a price.
@@ -50,14 +52,18 @@ def _parse(document: dict) -> tuple[dict, dict]:
             validate_slug(slug)
         except Exception:
             problems.append(f"{where}: not a slug")
-        bill_from = None
-        if spec.get("bill_from"):
-            try:
-                bill_from = parse_instant(str(spec["bill_from"]))
-                if (bill_from.minute, bill_from.second, bill_from.microsecond) != (0, 0, 0):
-                    problems.append(f"{where}.bill_from: must fall on a whole hour")
-            except ValueError as error:
-                problems.append(f"{where}.bill_from: {error}")
+        try:
+            # The same check as a staff edit of the product's terms (orgs.services.products).
+            terms = clean_product_terms(
+                name=spec.get("name") or slug.title(),
+                grant_limit=spec.get("grant_limit", "10000"),
+                bill_from=spec.get("bill_from") or None,
+            )
+        except InvalidProductTerms as error:
+            terms = None
+            problems.extend(
+                f"{where}.{field}: {message}" for field, message in error.details["fields"].items()
+            )
         metrics = {}
         for key, metric in (spec.get("metrics") or {}).items():
             metric_where = f"{where}.metrics.{key}"
@@ -70,12 +76,7 @@ def _parse(document: dict) -> tuple[dict, dict]:
                     metric.get("credits_per_unit"), f"{metric_where}.credits_per_unit", problems
                 ),
             }
-        products[slug] = {
-            "name": str(spec.get("name") or slug.title()),
-            "grant_limit": _decimal(spec.get("grant_limit", "10000"), f"{where}.grant_limit", problems),
-            "bill_from": bill_from,
-            "metrics": metrics,
-        }
+        products[slug] = {"terms": terms, "metrics": metrics}
     plans = {}
     for name, spec in (document.get("plans") or {}).items():
         where = f"plans.{name}"
@@ -124,17 +125,9 @@ def load_catalog(document: dict, *, now=None) -> dict:
     changes = {"products": [], "metrics": [], "prices": [], "plans": []}
     with transaction.atomic():
         for slug, spec in products.items():
-            product, created = Product.objects.get_or_create(
-                slug=slug,
-                defaults={
-                    "name": spec["name"],
-                    "grant_limit": spec["grant_limit"],
-                    "bill_from": spec["bill_from"],
-                },
-            )
-            if created or _update(
-                product, name=spec["name"], grant_limit=spec["grant_limit"], bill_from=spec["bill_from"]
-            ):
+            terms = asdict(spec["terms"])
+            product, created = Product.objects.get_or_create(slug=slug, defaults=terms)
+            if created or _update(product, **terms):
                 changes["products"].append(slug)
             for key, metric_spec in spec["metrics"].items():
                 metric, created = Metric.objects.get_or_create(

@@ -32,7 +32,9 @@ def start_checkout(
     opens a new session and expires the org's previous open one).
 
     Runs under the org's billing-account lock, so two checkouts of one org never both stay open.
-    Stripe writes carry idempotency keys derived from our rows.
+    A live subscription, or a previous session that Stripe reports complete, is SubscriptionExists
+    and opens nothing (the completed session is recorded as such, committed). Stripe writes carry
+    idempotency keys derived from our rows.
     """
     role = Membership.objects.filter(org=org, user_id=user_id).values_list("role", flat=True).first()
     if role is None:
@@ -56,44 +58,91 @@ def start_checkout(
         ]
         if live:
             raise SubscriptionExists(details={"subscriptions": live})
-        for previous in CheckoutSession.objects.filter(org=org, status=CheckoutStatus.OPEN):
-            _close(previous)
-        session = CheckoutSession.objects.create(org=org, plan=plan, user_id=user_id)
-        stripe_session = stripe_api.create_checkout_session(
-            customer_id=customer_id,
-            prices=[plan.stripe_price_id, plan.stripe_overage_price_id],
-            success_url=success_url,
-            cancel_url=cancel_url,
-            metadata={"org_id": org.public_id, "plan": plan.name, "checkout": str(session.pk)},
-            idempotency_key=f"checkout:{session.pk}",
-        )
-        session.stripe_id, session.url, session.status = (
-            stripe_session["id"],
-            stripe_session["url"],
-            CheckoutStatus.OPEN,
-        )
-        session.save(update_fields=["stripe_id", "url", "status", "updated_at"])
-        record_audit(
-            actor=actor,
-            action="billing.checkout_started",
-            category=AuditCategory.BILLING,
-            org=org,
-            after={"session": session.stripe_id, "plan": plan.name, "user_id": user_id},
-        )
+        # The race: the customer can still pay a previous session after the list above answered
+        # (Stripe creates the subscription at completion; our webhook may not have arrived). Its
+        # expire is then refused and Stripe says complete: a second session would become a second
+        # subscription and a second plan fee, so that ends here.
+        completed = [_close(previous) for previous in _open_sessions(org)]
+        completed = [session for session in completed if session.status == CheckoutStatus.COMPLETE]
+        if not completed:
+            return _open_session(
+                org=org,
+                plan=plan,
+                user_id=user_id,
+                customer_id=customer_id,
+                success_url=success_url,
+                cancel_url=cancel_url,
+                actor=actor,
+            )
+    # Outside the block, so the completed session's row stays recorded while nothing else is written.
+    raise SubscriptionExists(
+        details={
+            "subscriptions": [s.subscription_id for s in completed if s.subscription_id],
+            "checkout_sessions": [s.stripe_id for s in completed],
+        }
+    )
+
+
+def _open_sessions(org: Organization) -> list[CheckoutSession]:
+    return list(CheckoutSession.objects.filter(org=org, status=CheckoutStatus.OPEN).order_by("pk"))
+
+
+def _open_session(
+    *,
+    org: Organization,
+    plan: Plan,
+    user_id: str,
+    customer_id: str,
+    success_url: str,
+    cancel_url: str,
+    actor: Actor,
+) -> CheckoutSession:
+    """Create the session at Stripe and record it open, audited; call under the account lock."""
+    session = CheckoutSession.objects.create(org=org, plan=plan, user_id=user_id)
+    stripe_session = stripe_api.create_checkout_session(
+        customer_id=customer_id,
+        prices=[plan.stripe_price_id, plan.stripe_overage_price_id],
+        success_url=success_url,
+        cancel_url=cancel_url,
+        metadata={"org_id": org.public_id, "plan": plan.name, "checkout": str(session.pk)},
+        idempotency_key=f"checkout:{session.pk}",
+    )
+    session.stripe_id, session.url, session.status = (
+        stripe_session["id"],
+        stripe_session["url"],
+        CheckoutStatus.OPEN,
+    )
+    session.save(update_fields=["stripe_id", "url", "status", "updated_at"])
+    record_audit(
+        actor=actor,
+        action="billing.checkout_started",
+        category=AuditCategory.BILLING,
+        org=org,
+        after={"session": session.stripe_id, "plan": plan.name, "user_id": user_id},
+    )
     return session
 
 
-def _close(session: CheckoutSession) -> None:
-    """Expire an open session at Stripe; one that completed or expired meanwhile is recorded as such."""
+def _close(session: CheckoutSession) -> CheckoutSession:
+    """Expire an open session at Stripe; one that completed or expired meanwhile is recorded as such.
+
+    A refused expire of a session Stripe still holds open is raised: recording it expired would
+    leave two payable sessions.
+    """
     try:
         stripe_api.expire_checkout_session(session.stripe_id)
         session.status = CheckoutStatus.EXPIRED
     except stripe_api.StripeRefused:
         current = stripe_api.retrieve_checkout_session(session.stripe_id)
-        session.status = (
-            CheckoutStatus.COMPLETE if current["status"] == "complete" else CheckoutStatus.EXPIRED
-        )
-    session.save(update_fields=["status", "updated_at"])
+        if current["status"] == "open":
+            raise
+        if current["status"] == "complete":
+            session.status = CheckoutStatus.COMPLETE
+            session.subscription_id = current["subscription"] or ""
+        else:
+            session.status = CheckoutStatus.EXPIRED
+    session.save(update_fields=["status", "subscription_id", "updated_at"])
+    return session
 
 
 def record_checkout_completed(*, session_id: str, customer_id: str, subscription_id: str, actor: Actor):

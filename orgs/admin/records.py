@@ -43,10 +43,26 @@ class InvitationAdmin(ReadOnlyAdmin, HistoryAdmin):
 
 @admin.register(AuditEntry)
 class AuditEntryAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "category", "action", "actor_type", "actor_label", "org", "reason"]
+    list_display = [
+        "created_at",
+        "category",
+        "action",
+        "actor_type",
+        "actor_label",
+        "org",
+        "product",
+        "reason",
+    ]
     list_filter = ["category", "actor_type"]
-    list_select_related = ["org"]
-    search_fields = ["=org__public_id", "=subscription_id", "=invoice_id", "=request_id", "action"]
+    list_select_related = ["org", "product"]
+    search_fields = [
+        "=org__public_id",
+        "=product__slug",
+        "=subscription_id",
+        "=invoice_id",
+        "=request_id",
+        "action",
+    ]
     date_hierarchy = "created_at"
     show_full_result_count = False
 

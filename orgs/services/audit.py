@@ -46,6 +46,7 @@ def record_audit(
     category: AuditCategory,
     org: Organization | None = None,
     org_id: int | None = None,
+    product: Product | None = None,
     subscription_id: str = "",
     invoice_id: str = "",
     before: dict | None = None,
@@ -54,7 +55,8 @@ def record_audit(
 ) -> AuditEntry:
     """Append one audit entry; call it inside the transaction of the change it records.
 
-    Name the org by `org` or, where only its id is at hand, by `org_id`.
+    Name the org by `org` or, where only its id is at hand, by `org_id`; an entry about a product's
+    own terms names the `product` instead.
     """
     return AuditEntry.objects.create(
         actor_type=actor.type,
@@ -64,6 +66,7 @@ def record_audit(
         action=action,
         category=category,
         org_id=org.pk if org is not None else org_id,
+        product=product,
         subscription_id=subscription_id,
         invoice_id=invoice_id,
         before=before,

@@ -186,15 +186,22 @@ def revoke_invitation(*, invitation: Invitation, actor: Actor, reason: str = "")
 def resend_invitation(*, invitation: Invitation, actor: Actor) -> tuple[Invitation, str]:
     """Issue a fresh token and a fresh 7-day expiry, and email the invitee; returns (invitation, token).
 
-    The old token stops working. The email goes through the outbox, after commit.
+    One transaction under the org lock. Not idempotent (each call issues a new token). A pending
+    invitation keeps the seat it holds; an expired one holds none, so reviving it needs a free seat
+    (SeatLimitReached otherwise). The old token stops working. The email goes through the outbox,
+    after commit.
     """
     now = timezone.now()
     with transaction.atomic():
-        lock_org(invitation.org)
+        org = lock_org(invitation.org)
         invitation = Invitation.objects.select_for_update().select_related("org").get(pk=invitation.pk)
         state = invitation.state_at(now)
         if state not in (InvitationState.PENDING, InvitationState.EXPIRED):
             raise InvitationNotPending(details={"state": state})
+        if state == InvitationState.EXPIRED:
+            # Counted under the org lock, like every seat check: a resend racing an upsert or another
+            # resend on a full org must not both take the last seat.
+            ensure_free_seat(org, now=now)
         before = _invitation_snapshot(invitation)
         token, invitation.token_hash = _new_token()
         invitation.expires_at = now + INVITATION_TTL

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -60,6 +62,67 @@ def test_a_new_session_expires_the_previous_open_one(api, org, stripe_standin, s
     assert stripe_standin.get(second["id"])["status"] == "open"
     statuses = dict(CheckoutSession.objects.values_list("stripe_id", "status"))
     assert statuses == {first["id"]: CheckoutStatus.EXPIRED, second["id"]: CheckoutStatus.OPEN}
+
+
+def test_a_session_paid_before_our_expire_arrives_blocks_a_second_one(
+    api, org, stripe_standin, stripe_catalog
+):
+    first = api.post(url(org), BODY, format="json").json()
+    # The customer pays the first session after our subscription list answered (so it showed none)
+    # and before our expire reaches Stripe; our webhook has not arrived.
+    stripe_standin.before_next(
+        "POST",
+        f"/v1/checkout/sessions/{first['id']}/expire",
+        lambda request: stripe_standin.complete_checkout(first["id"]),
+    )
+
+    response = api.post(url(org), {**BODY, "plan": "team"}, format="json")
+
+    assert (response.status_code, response.json()["error"]["code"]) == (409, "subscription_exists")
+    subscription_id = stripe_standin.get(first["id"])["subscription"]
+    assert response.json()["error"]["details"]["subscriptions"] == [subscription_id]
+    creations = stripe_standin.requests_to("POST", re.compile(r"^/v1/checkout/sessions$"))
+    assert len(creations) == 1  # the first one only: no second session reached Stripe
+    session = CheckoutSession.objects.get()
+    assert (session.stripe_id, session.status, session.subscription_id) == (
+        first["id"],
+        CheckoutStatus.COMPLETE,
+        subscription_id,
+    )
+    assert AuditEntry.objects.filter(org=org, action="billing.checkout_started").count() == 1
+
+
+def test_after_a_session_completed_every_later_checkout_gets_409(api, org, stripe_standin, stripe_catalog):
+    first = api.post(url(org), BODY, format="json").json()
+    stripe_standin.before_next(
+        "POST",
+        f"/v1/checkout/sessions/{first['id']}/expire",
+        lambda request: stripe_standin.complete_checkout(first["id"]),
+    )
+    api.post(url(org), BODY, format="json")
+
+    again = api.post(url(org), BODY, format="json")  # now Stripe's subscription list shows it
+
+    assert (again.status_code, again.json()["error"]["code"]) == (409, "subscription_exists")
+    assert len(stripe_standin.requests_to("POST", re.compile(r"^/v1/checkout/sessions$"))) == 1
+    assert CheckoutSession.objects.count() == 1
+
+
+def test_a_refused_expire_of_a_session_still_open_opens_no_second_one(
+    api, org, stripe_standin, stripe_catalog, monkeypatch
+):
+    monkeypatch.setattr("stripe.max_network_retries", 0)
+    first = api.post(url(org), BODY, format="json").json()
+    stripe_standin.fail_next("POST", f"/v1/checkout/sessions/{first['id']}/expire", status=400)
+
+    response = api.post(url(org), BODY, format="json")
+
+    assert (response.status_code, response.json()["error"]["code"]) == (502, "stripe_refused")
+    assert stripe_standin.get(first["id"])["status"] == "open"
+    assert len(stripe_standin.requests_to("POST", re.compile(r"^/v1/checkout/sessions$"))) == 1
+    assert list(CheckoutSession.objects.values_list("stripe_id", "status")) == [
+        (first["id"], CheckoutStatus.OPEN)
+    ]
 
 
 def test_an_org_with_an_active_subscription_gets_409(api, org, customer, stripe_standin, stripe_catalog):

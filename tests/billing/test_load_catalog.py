@@ -65,6 +65,23 @@ def test_plans_outside_the_allowlist_are_refused_and_nothing_is_written(db):
     assert not Product.objects.exists()
 
 
+def test_product_terms_are_checked_as_a_staff_edit_checks_them(db):
+    bad = copy.deepcopy(TEST_CATALOG)
+    bad["products"]["red"]["bill_from"] = "2026-12-01T05:00:00+05:30"  # a whole hour in Delhi, 23:30 UTC
+    bad["products"]["red"]["grant_limit"] = "1e14"  # does not fit NUMERIC(20, 6)
+    bad["products"]["blue"]["name"] = "B" * 101
+
+    with pytest.raises(CatalogError) as raised:
+        load_catalog(bad)
+
+    assert sorted(raised.value.problems) == [
+        "products.blue.name: must be 1 to 100 characters.",
+        "products.red.bill_from: must fall on a whole hour (UTC), not 2026-11-30T23:30:00+00:00.",
+        "products.red.grant_limit: must be a number of credits: Below 10^14.",
+    ]
+    assert not Product.objects.exists()
+
+
 def test_a_product_may_have_its_own_bill_from(db):
     catalog = copy.deepcopy(TEST_CATALOG)
     catalog["products"]["red"]["bill_from"] = "2026-12-01T00:00:00Z"

@@ -383,6 +383,51 @@ def test_a_slow_real_answer_arrives_after_the_delay(stripe_standin):
     assert account.id == stripe_standin.account["id"]
 
 
+# --- what happens at Stripe between two calls --------------------------------------------------------
+
+
+def test_before_next_changes_state_just_before_the_matching_request(stripe_standin):
+    customer = stripe_standin.add_customer(name="Before")
+    seen = []
+
+    def meanwhile(request):
+        seen.append((request.method, request.path))
+        stripe_standin.update(customer["id"], name="Changed meanwhile")
+
+    stripe_standin.before_next("POST", f"/v1/customers/{customer['id']}", meanwhile)
+    listed = stripe.Customer.retrieve(customer["id"])  # a GET: the hook waits for the POST
+    updated = stripe.Customer.modify(customer["id"], email="a@example.com")
+    again = stripe.Customer.modify(customer["id"], email="b@example.com")
+
+    assert listed.name == "Before"
+    assert (updated.name, updated.email) == ("Changed meanwhile", "a@example.com")
+    assert seen == [("POST", f"/v1/customers/{customer['id']}")]  # once: times=1
+    assert again.email == "b@example.com"
+
+
+def test_before_next_runs_before_a_fault_so_a_lost_answer_still_saw_the_change(stripe_standin, no_retries):
+    customer = stripe_standin.add_customer()
+    stripe_standin.before_next(
+        "DELETE", "/v1/customers", lambda request: stripe_standin.add_customer(name="X")
+    )
+    stripe_standin.fail_next("DELETE", "/v1/customers", status=503)
+
+    with pytest.raises(stripe.APIError):
+        stripe.Customer.delete(customer["id"])
+
+    assert [c["name"] for c in stripe_standin.get_all("customer")] == [None, "X"]
+
+
+def test_a_failing_hook_is_reported_as_a_stand_in_error(stripe_standin):
+    stripe_standin.before_next("GET", "/v1/account", lambda request: 1 / 0)
+
+    stripe.Account.retrieve()
+
+    assert "ZeroDivisionError" in stripe_standin.internal_errors[0]
+    assert "before_next" in stripe_standin.requests[0].note
+    stripe_standin.internal_errors.clear()  # expected here: keep the fixture from failing the test
+
+
 # --- signing, threads, lifecycle -------------------------------------------------------------------
 
 

@@ -7,6 +7,7 @@ import re
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
@@ -18,7 +19,7 @@ from tests.stripe_standin.server.events import EventsMixin
 from tests.stripe_standin.server.forms import StripeError, decode_form
 from tests.stripe_standin.server.invoices import InvoicesMixin
 from tests.stripe_standin.server.meters import MetersMixin
-from tests.stripe_standin.server.records import Fault, RecordedRequest, _fault_body, _Response, _Saved
+from tests.stripe_standin.server.records import Fault, Hook, RecordedRequest, _fault_body, _Response, _Saved
 from tests.stripe_standin.server.routes import RoutesMixin
 from tests.stripe_standin.server.seeding import SeedingMixin
 from tests.stripe_standin.server.storage import _KINDS, StorageMixin
@@ -83,6 +84,7 @@ class StripeStandin(
             self.meter_event_errors: list[dict] = []
             self._idempotency: dict[str, _Saved] = {}
             self._faults: list[Fault] = []
+            self._hooks: list[Hook] = []
             self.requests: list[RecordedRequest] = []
             self.internal_errors: list[str] = []
             # Replace to move the stand-in's clock on its own (time_machine moves it with the test's).
@@ -145,6 +147,23 @@ class StripeStandin(
             self._faults.append(fault)
         return fault
 
+    def before_next(
+        self,
+        method: str,
+        path: "str | re.Pattern",
+        action: Callable[[RecordedRequest], object],
+        times: int = 1,
+    ) -> Hook:
+        """Run `action(request)` just before the next `times` matching requests are handled: what
+        happened at Stripe in between two of our calls (the customer paying a checkout session after
+        our subscription list answered and before our expire arrives). It runs under the stand-in's
+        lock, after the request is recorded and before any fault; seeding helpers work inside it.
+        """
+        hook = Hook(method.upper(), path, action, times)
+        with self._lock:
+            self._hooks.append(hook)
+        return hook
+
     # --- request handling ---------------------------------------------------------------------------
 
     def handle(self, method: str, target: str, headers: dict, body: bytes) -> _Response:
@@ -169,6 +188,7 @@ class StripeStandin(
                 time=self.clock(),
             )
             self.requests.append(record)
+            self._run_hooks(record)
             fault = self._take_fault(method, path)
             if fault is not None and not fault.after:
                 response = _Response(
@@ -195,6 +215,17 @@ class StripeStandin(
             if idempotency_key:
                 response.headers.setdefault("Idempotency-Key", idempotency_key)
             return response
+
+    def _run_hooks(self, record: RecordedRequest) -> None:
+        for hook in [h for h in self._hooks if h.matches(record.method, record.path)]:
+            hook.times -= 1
+            if hook.times == 0:
+                self._hooks.remove(hook)
+            try:
+                hook.action(record)
+            except Exception:  # a broken hook is a broken test: fail it through the fixture
+                self.internal_errors.append(traceback.format_exc())
+                record.note = "a before_next hook failed: see standin.internal_errors"
 
     def _take_fault(self, method: str, path: str) -> Fault | None:
         for fault in self._faults:

@@ -1,6 +1,7 @@
 """What the stand-in records of each request, the faults it injects, and what it saves and answers."""
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tests.stripe_standin import objects
@@ -38,11 +39,28 @@ class Fault:
     headers: dict = field(default_factory=dict)
 
     def matches(self, method: str, path: str) -> bool:
-        if self.method not in ("*", method):
-            return False
-        if isinstance(self.path, re.Pattern):
-            return bool(self.path.search(path))
-        return path.startswith(self.path)
+        return _matches(self.method, self.path, method, path)
+
+
+@dataclass
+class Hook:
+    """Something that happens at Stripe just before a matching request is handled (`before_next`)."""
+
+    method: str
+    path: "str | re.Pattern"
+    action: "Callable[[RecordedRequest], object]"
+    times: int
+
+    def matches(self, method: str, path: str) -> bool:
+        return _matches(self.method, self.path, method, path)
+
+
+def _matches(method_pattern: str, path_pattern: "str | re.Pattern", method: str, path: str) -> bool:
+    if method_pattern not in ("*", method):
+        return False
+    if isinstance(path_pattern, re.Pattern):
+        return bool(path_pattern.search(path))
+    return path.startswith(path_pattern)
 
 
 @dataclass
