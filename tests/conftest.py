@@ -1,6 +1,7 @@
 import os
 from datetime import UTC, datetime
 
+import hypothesis
 import pytest
 import time_machine
 from django.apps import apps as django_apps
@@ -44,6 +45,18 @@ DEFAULT_CLOCK = datetime(2026, 11, 18, 10, 0, tzinfo=UTC)
 CLOCK = datetime.fromisoformat(os.environ["TEST_CLOCK"]) if os.environ.get("TEST_CLOCK") else DEFAULT_CLOCK
 
 
+# The apps whose rules read the calendar (months, expiry, overdue days, hours). Their tests that do not
+# pin an instant of their own are "calendar" tests: bin/test reruns them at the last second of a month,
+# the first of the next, the year's last second and a leap day.
+CALENDAR_APPS = {"billing", "usage", "orgs"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.path.parent.name in CALENDAR_APPS and not item.get_closest_marker("time_machine"):
+            item.add_marker(pytest.mark.calendar)
+
+
 @pytest.fixture(autouse=True)
 def _pinned_clock(request):
     # A test's own @pytest.mark.time_machine(...) instant also holds for its fixtures' setup.
@@ -51,6 +64,13 @@ def _pinned_clock(request):
     args, kwargs = (marker.args, marker.kwargs) if marker else ((CLOCK,), {"tick": False})
     with time_machine.travel(*args, **kwargs):
         yield
+
+
+# Property-based tests: a quick profile for every run, a deep one to run by hand or nightly
+# (HYPOTHESIS_PROFILE=deep bin/test tests/billing/test_ledger_properties.py).
+hypothesis.settings.register_profile("ci", max_examples=20, stateful_step_count=25, deadline=None)
+hypothesis.settings.register_profile("deep", max_examples=500, stateful_step_count=60, deadline=None)
+hypothesis.settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def load_reference_data():

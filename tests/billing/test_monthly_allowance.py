@@ -34,6 +34,9 @@ from tests.factories import OrganizationFactory
 NOVEMBER = datetime(2026, 11, 10, 12, tzinfo=UTC)
 DECEMBER_1 = datetime(2026, 12, 1, 0, 5, tzinfo=UTC)
 
+# Every test here names the instants it is about; between them the clock stands in November.
+pytestmark = pytest.mark.time_machine(NOVEMBER, tick=False)
+
 
 def allowance_grants(org):
     return CreditGrant.objects.filter(org=org, grant_type=GrantType.ALLOWANCE).order_by("created_at")

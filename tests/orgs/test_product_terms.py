@@ -16,9 +16,10 @@ from orgs.services.products import update_product_terms
 from orgs.staff import BILLING_ADMIN, SUPPORT
 from tests.orgs.test_admin import _management_forms, staff
 
-pytestmark = pytest.mark.django_db
+# These tests are about bill-from instants before and after "now": they pin their own clock.
+pytestmark = [pytest.mark.django_db, pytest.mark.time_machine("2026-11-18T10:00:00Z", tick=False)]
 
-NEXT_MONTH = datetime(2026, 12, 1, tzinfo=UTC)  # the clock is pinned at 2026-11-18T10:00Z
+NEXT_MONTH = datetime(2026, 12, 1, tzinfo=UTC)
 
 
 def change_page(product):

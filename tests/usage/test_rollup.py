@@ -17,6 +17,7 @@ from usage.services.events import record_usage_events
 from usage.services.rollup import rollup_usage
 
 NOW = datetime(2026, 11, 20, 15, 30, tzinfo=UTC)
+pytestmark = pytest.mark.time_machine(NOW, tick=False)  # the events are ingested as of NOW
 
 
 def ingest(org, product, *events):
