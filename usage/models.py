@@ -72,6 +72,9 @@ class UsageBucket(models.Model):
         return f"{self.org_id} {self.product_id}:{self.metric} {self.hour:%Y-%m-%d %H}h"
 
 
+ROLLUP_CURSOR = "usage_buckets"  # the one cursor of the hourly buckets
+
+
 class RollupCursor(models.Model):
     """How far the rollup has read: every event of a transaction below `horizon` is in the buckets."""
 
