@@ -48,7 +48,19 @@ class MeterReportInline(ReadOnlyInline):
     model = MeterReport
     limit = 20
     verbose_name_plural = "Meter reports (latest 20)"
-    fields = ["identifier", "value", "carried", "status", "created_at", "sent_at", "attempts", "last_error"]
+    fields = [
+        "identifier",
+        "value",
+        "carried",
+        "status",
+        "created_at",
+        "sent_at",
+        "attempts",
+        "earliest_timestamp",
+        "latest_timestamp",
+        "invoice_id",
+        "last_error",
+    ]
     readonly_fields = fields
     ordering = ["-created_at", "-id"]
 
