@@ -118,3 +118,41 @@ def rollup_lag(*, now: datetime | None = None) -> RollupLag:
     lag = max(now - oldest_at, timedelta(0)) if oldest_at is not None else timedelta(0)
     return RollupLag(lag=lag, oldest_waiting_at=oldest_at, holder=holder)
 
+
+# --- Closing periods -------------------------------------------------------------------------------
+
+# Stripe finalizes a subscription's draft invoice about an hour after creating it, unless the
+# invoice says when (`automatically_finalizes_at`).
+DRAFT_WINDOW = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class ClosingPeriod:
+    org_id: int
+    invoice_id: str
+    period_end: datetime
+    draft_until: datetime
+
+
+def closing_period(invoice: dict) -> ClosingPeriod | None:
+    """The subscription period a draft invoice closes, from Stripe's copy of the invoice; None when
+    there is none to close (not a draft any more, no subscription, an empty period, no org)."""
+    from billing.exceptions import UnprocessableEvent
+    from billing.services.payments import org_for_customer
+
+    subscription = ((invoice.get("parent") or {}).get("subscription_details") or {}).get("subscription")
+    if invoice.get("status") != "draft" or not subscription:
+        return None
+    if not invoice.get("period_end") or invoice["period_end"] <= (invoice.get("period_start") or 0):
+        return None
+    try:
+        org = org_for_customer(invoice["customer"])
+    except UnprocessableEvent:
+        return None
+    finalizes = invoice.get("automatically_finalizes_at") or invoice["created"] + DRAFT_WINDOW.total_seconds()
+    return ClosingPeriod(
+        org_id=org.pk,
+        invoice_id=invoice["id"],
+        period_end=datetime.fromtimestamp(invoice["period_end"], tz=UTC),
+        draft_until=datetime.fromtimestamp(finalizes, tz=UTC),
+    )
