@@ -6,6 +6,7 @@ sends to Stripe, so it runs in a task enqueued after commit.
 
 import logging
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import transaction
 from djstripe.event_handlers import djstripe_receiver
 
@@ -18,8 +19,16 @@ logger = logging.getLogger(__name__)
 @djstripe_receiver("invoice.created")
 def on_invoice_created(sender, event, **kwargs):
     """A period's invoice is open as a draft: report the org's overage up to the period end now."""
-    # Decided on the copy dj-stripe has just re-read from Stripe, not on the payload.
-    period = closing_period(invoice_from_delivery(event.data["object"]["id"]))
+    invoice_id = event.data["object"]["id"]
+    try:
+        # Decided on the copy dj-stripe has just re-read from Stripe, not on the payload.
+        invoice = invoice_from_delivery(invoice_id)
+    except ObjectDoesNotExist:
+        logger.warning(
+            "Stripe event %s: dj-stripe stored no invoice %s; no period to close.", event.id, invoice_id
+        )
+        return
+    period = closing_period(invoice)
     if period is None:
         return
     transaction.on_commit(lambda: _enqueue(period))

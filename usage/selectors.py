@@ -8,6 +8,8 @@ from django.db.models import Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from billing.exceptions import UnprocessableEvent
+from billing.services.payments import org_for_customer
 from orgs.models import Organization, Product
 from usage.models import ROLLUP_CURSOR, RollupCursor, UsageEvent
 from usage.txids import snapshot_xmax, writers
@@ -137,9 +139,6 @@ class ClosingPeriod:
 def closing_period(invoice: dict) -> ClosingPeriod | None:
     """The subscription period a draft invoice closes, from Stripe's copy of the invoice; None when
     there is none to close (not a draft any more, no subscription, an empty period, no org)."""
-    from billing.exceptions import UnprocessableEvent
-    from billing.services.payments import org_for_customer
-
     subscription = ((invoice.get("parent") or {}).get("subscription_details") or {}).get("subscription")
     if invoice.get("status") != "draft" or not subscription:
         return None

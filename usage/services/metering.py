@@ -5,11 +5,11 @@ report carries the whole part of its unreported billable overage; the fraction s
 and rides with the next report, so nothing is lost to rounding. A report is written and committed
 before it is sent, and so is each attempt (its real time and the timestamp it carries); a retry
 sends the same identifier and the same value; a report still unsent 23 h after its first attempt
-is not resent but reconciled against Stripe's meter event summaries (usage/services/
-reconciliation.py). A Redis lock keeps two reporters apart (without Redis the reporter refuses to
-send); per-org row locks and a per-report advisory lock are the second line. Shadow mode records
-reports that are never sent and never count as sent. Overage from usage before the bill-from
-instant (BILLING_BILL_FROM, or the product's own) is never billed.
+is not resent but reconciled against Stripe's meter event summaries (reconciliation.py). A Redis
+lock keeps two reporters apart (without Redis the reporter refuses to send); per-org row locks and
+a per-report advisory lock are the second line. Shadow mode records reports that are never sent
+and never count as sent. Overage from usage before the bill-from instant (BILLING_BILL_FROM, or
+the product's own) is never billed.
 
 Two clocks, kept apart: `now` evaluates the time rules (what is due, backoff, the month whose
 allowance claim must have succeeded) and may be a replayed `--now`; a meter event always carries
@@ -326,20 +326,17 @@ def _send_due(summary: dict, *, now, skipped: set[int], held: HeldLock) -> None:
             summary[outcome] += 1
 
 
+def empty_summary(*, shadow: bool) -> dict:
+    """A run's counts: reports written, and the outcome of each send or reconciliation."""
+    return {"shadow": shadow, "written": 0, "sent": 0, "retry": 0, "failed": 0, "abandoned": 0, "unclear": 0}
+
+
 def report_meter_usage(*, now=None) -> dict:
     """Write the reports every org with unreported billable overage needs, then send the due ones
     (never in shadow mode). Safe to run any time, any number of times, concurrently."""
     now = now or timezone.now()
     shadow = settings.BILLING_SHADOW_MODE
-    summary = {
-        "shadow": shadow,
-        "written": 0,
-        "sent": 0,
-        "retry": 0,
-        "failed": 0,
-        "abandoned": 0,
-        "unclear": 0,
-    }
+    summary = empty_summary(shadow=shadow)
     try:
         with reporter_lock(shadow=shadow) as held:
             skipped = excluded_orgs(now=now)

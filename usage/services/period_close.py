@@ -64,15 +64,7 @@ def report_period_overage(
     real_now = timezone.now()
     now = now or real_now
     shadow = settings.BILLING_SHADOW_MODE
-    summary = {
-        "shadow": shadow,
-        "written": 0,
-        "sent": 0,
-        "retry": 0,
-        "failed": 0,
-        "abandoned": 0,
-        "unclear": 0,
-    }
+    summary = metering.empty_summary(shadow=shadow)
     if real_now - period_end > STRIPE_PAST:
         logger.error("Invoice %s closes a period that ended too long ago to stamp inside it.", invoice_id)
         return {**summary, "too_late": True}
