@@ -2,7 +2,8 @@
 
 from datetime import UTC, timedelta
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db import DatabaseError
 from django.db.models import Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
@@ -15,21 +16,57 @@ from orgs.admin.records import ReadOnlyAdmin
 from orgs.models import Organization
 from usage.charts import daily_usage_svg
 from usage.models import MeterParity, MeterReport, UsageBucket, UsageEvent
+from usage.selectors import rollup_lag
 
 admin.site.unregister(Organization)
+
+
+class RollupLagWarning:
+    """On the pages staff read usage and overage from, a warning while the rollup is behind (its
+    buckets, the reports and the charts are then short of the usage waiting)."""
+
+    def _warn_if_lagging(self, request) -> None:
+        try:
+            lag = rollup_lag()
+        except DatabaseError:
+            messages.warning(request, "The usage rollup's lag could not be measured just now.")
+            return
+        if lag.lagging:
+            messages.warning(request, lag.describe())
+
+    def changelist_view(self, request, extra_context=None):
+        self._warn_if_lagging(request)
+        return super().changelist_view(request, extra_context)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        if request.method == "GET":
+            self._warn_if_lagging(request)
+        return super().change_view(request, object_id, form_url, extra_context)
 
 
 class MeterReportInline(ReadOnlyInline):
     model = MeterReport
     limit = 20
     verbose_name_plural = "Meter reports (latest 20)"
-    fields = ["identifier", "value", "carried", "status", "created_at", "sent_at", "attempts", "last_error"]
+    fields = [
+        "identifier",
+        "value",
+        "carried",
+        "status",
+        "created_at",
+        "sent_at",
+        "attempts",
+        "earliest_timestamp",
+        "latest_timestamp",
+        "invoice_id",
+        "last_error",
+    ]
     readonly_fields = fields
     ordering = ["-created_at", "-id"]
 
 
 @admin.register(Organization)
-class UsageOrganizationAdmin(BillingOrganizationAdmin):
+class UsageOrganizationAdmin(RollupLagWarning, BillingOrganizationAdmin):
     readonly_fields = [
         *BillingOrganizationAdmin.readonly_fields,
         "usage_chart",
@@ -99,7 +136,7 @@ class UsageOrganizationAdmin(BillingOrganizationAdmin):
 
 
 @admin.register(UsageEvent)
-class UsageEventAdmin(ReadOnlyAdmin):
+class UsageEventAdmin(RollupLagWarning, ReadOnlyAdmin):
     list_display = ["event_id", "product", "org", "metric", "quantity", "cost", "overage", "occurred_at"]
     list_filter = ["product"]
     list_select_related = ["product", "org"]
@@ -109,7 +146,7 @@ class UsageEventAdmin(ReadOnlyAdmin):
 
 
 @admin.register(UsageBucket)
-class UsageBucketAdmin(ReadOnlyAdmin):
+class UsageBucketAdmin(RollupLagWarning, ReadOnlyAdmin):
     list_display = [
         "hour",
         "org",
@@ -129,7 +166,7 @@ class UsageBucketAdmin(ReadOnlyAdmin):
 
 
 @admin.register(MeterReport)
-class MeterReportAdmin(ReadOnlyAdmin):
+class MeterReportAdmin(RollupLagWarning, ReadOnlyAdmin):
     list_display = ["identifier", "org", "value", "carried", "status", "created_at", "sent_at", "attempts"]
     list_filter = ["status"]
     list_select_related = ["org"]

@@ -5,4 +5,4 @@ class UsageConfig(AppConfig):
     name = "usage"
 
     def ready(self):
-        from usage import checks  # noqa: F401 (registers the system checks)
+        from usage import checks, receivers  # noqa: F401 (register the system checks, the webhook receivers)

@@ -72,6 +72,9 @@ class UsageBucket(models.Model):
         return f"{self.org_id} {self.product_id}:{self.metric} {self.hour:%Y-%m-%d %H}h"
 
 
+ROLLUP_CURSOR = "usage_buckets"  # the one cursor of the hourly buckets
+
+
 class RollupCursor(models.Model):
     """How far the rollup has read: every event of a transaction below `horizon` is in the buckets."""
 
@@ -121,8 +124,27 @@ class MeterReport(models.Model):
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
-    # The meter event's timestamp: the instant it was sent, so late usage lands in the open period.
+    # The timestamp of the attempt Stripe accepted; null when Stripe already had the identifier
+    # (then its event carries one of the attempts' timestamps, between the two below).
     stripe_timestamp = models.DateTimeField(null=True, blank=True)
+    # Written and committed before each attempt, so that reconciliation knows every instant the
+    # report could have carried, even when the worker died after the send (be careful: a report
+    # searched outside the timestamps it carried was once judged absent, resent, and billed twice).
+    first_attempt_at = models.DateTimeField(null=True, blank=True, help_text="Real time of the first send.")
+    last_attempt_at = models.DateTimeField(null=True, blank=True, help_text="Real time of the latest send.")
+    earliest_timestamp = models.DateTimeField(
+        null=True, blank=True, help_text="The earliest meter event timestamp any attempt carried."
+    )
+    latest_timestamp = models.DateTimeField(
+        null=True, blank=True, help_text="The latest meter event timestamp any attempt carried."
+    )
+    # A report of a closing period (its invoice is a draft): attempts before `stamp_until` carry
+    # `stamp_at`, an instant just inside the period, so that Stripe bills it on that invoice.
+    stamp_at = models.DateTimeField(null=True, blank=True)
+    stamp_until = models.DateTimeField(null=True, blank=True)
+    invoice_id = models.CharField(
+        max_length=255, blank=True, help_text="The draft invoice whose period this report closes."
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

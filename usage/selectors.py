@@ -1,12 +1,18 @@
 """Reads for usage."""
 
-from datetime import UTC
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
+from django.db import connection, transaction
 from django.db.models import Sum
 from django.db.models.functions import TruncDate
+from django.utils import timezone
 
+from billing.exceptions import UnprocessableEvent
+from billing.services.payments import org_for_customer
 from orgs.models import Organization, Product
-from usage.models import UsageEvent
+from usage.models import ROLLUP_CURSOR, RollupCursor, UsageEvent
+from usage.txids import snapshot_xmax, writers
 
 
 def usage_summary(*, org: Organization, product: Product, start, end, metric: str | None = None) -> dict:
@@ -22,3 +28,130 @@ def usage_summary(*, org: Organization, product: Product, start, end, metric: st
         .order_by("date", "metric")
     )
     return {"totals": list(totals), "daily": list(daily)}
+
+
+# --- The rollup's lag ------------------------------------------------------------------------------
+
+LAG_LIMIT = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class HorizonHolder:
+    """The oldest transaction of this database with an id: the rollup cannot pass it."""
+
+    pid: int | None  # None for a prepared transaction
+    state: str | None  # None when our role may not see it (pg_read_all_stats shows it)
+    age: timedelta | None
+    application: str | None
+
+    def as_dict(self) -> dict:
+        age = None if self.age is None else int(self.age.total_seconds())
+        return {
+            "pid": self.pid,
+            "state": self.state,
+            "age_seconds": age,
+            "application_name": self.application,
+        }
+
+
+@dataclass(frozen=True)
+class RollupLag:
+    """How far the buckets are behind: the age of the oldest committed event not rolled up yet."""
+
+    lag: timedelta
+    oldest_waiting_at: datetime | None
+    holder: HorizonHolder | None
+    measured: bool = True
+
+    @property
+    def lagging(self) -> bool:
+        return self.lag > LAG_LIMIT
+
+    def as_dict(self) -> dict:
+        if not self.measured:
+            return {"status": "not measured (the embedded default recomputes every run)"}
+        return {
+            "status": "lagging" if self.lagging else "ok",
+            "lag_seconds": int(self.lag.total_seconds()),
+            "oldest_waiting_event_at": self.oldest_waiting_at.isoformat() if self.oldest_waiting_at else None,
+            "held_by": self.holder.as_dict() if self.holder else None,
+        }
+
+    def describe(self) -> str:
+        text = f"Usage rollup is {_duration(self.lag)} behind (limit {_duration(LAG_LIMIT)})"
+        if self.oldest_waiting_at is not None:
+            text += f": events waiting since {self.oldest_waiting_at:%Y-%m-%d %H:%M:%S} UTC"
+        if self.holder is None:
+            return text + "; no transaction holds it back: is the rollup_usage job running?"
+        holder = self.holder
+        who = f"pid {holder.pid}" if holder.pid is not None else f"prepared transaction {holder.application}"
+        return (
+            f"{text}; held back by the transaction of {who} ({holder.state or 'state hidden'}, "
+            f"open {_duration(holder.age) if holder.age else 'for an unknown time'}"
+            f"{f', {holder.application}' if holder.application and holder.pid is not None else ''}). "
+            "Overage waiting here is not reported to Stripe until it ends."
+        )
+
+
+def _duration(value: timedelta) -> str:
+    minutes = int(value.total_seconds()) // 60
+    return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
+
+
+def rollup_lag(*, now: datetime | None = None) -> RollupLag:
+    """The rollup's lag and what holds it back; one short read (at most 2 s, then DatabaseError)."""
+    now = now or timezone.now()
+    if connection.vendor != "postgresql":
+        return RollupLag(lag=timedelta(0), oldest_waiting_at=None, holder=None, measured=False)
+    cursor_horizon = RollupCursor.objects.filter(name=ROLLUP_CURSOR).values_list("horizon", flat=True)
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Waiting events are read through the BRIN index on ingest_txid; a huge backlog must not
+        # make the health check itself hang.
+        cursor.execute("SET LOCAL statement_timeout = 2000")
+        horizon = cursor_horizon.first() or 0
+        cursor.execute(
+            "SELECT min(received_at), min(ingest_txid) FROM usage_usageevent WHERE ingest_txid >= %s",
+            [horizon],
+        )
+        oldest_at, oldest_txid = cursor.fetchone()
+        holders = writers(cursor, near=snapshot_xmax(cursor)) if oldest_txid is not None else []
+    # Only a transaction older than the oldest waiting event can be what keeps it waiting.
+    holder = next((HorizonHolder(*row[1:]) for row in holders if row[0] < oldest_txid), None)
+    lag = max(now - oldest_at, timedelta(0)) if oldest_at is not None else timedelta(0)
+    return RollupLag(lag=lag, oldest_waiting_at=oldest_at, holder=holder)
+
+
+# --- Closing periods -------------------------------------------------------------------------------
+
+# Stripe finalizes a subscription's draft invoice about an hour after creating it, unless the
+# invoice says when (`automatically_finalizes_at`).
+DRAFT_WINDOW = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class ClosingPeriod:
+    org_id: int
+    invoice_id: str
+    period_end: datetime
+    draft_until: datetime
+
+
+def closing_period(invoice: dict) -> ClosingPeriod | None:
+    """The subscription period a draft invoice closes, from Stripe's copy of the invoice; None when
+    there is none to close (not a draft any more, no subscription, an empty period, no org)."""
+    subscription = ((invoice.get("parent") or {}).get("subscription_details") or {}).get("subscription")
+    if invoice.get("status") != "draft" or not subscription:
+        return None
+    if not invoice.get("period_end") or invoice["period_end"] <= (invoice.get("period_start") or 0):
+        return None
+    try:
+        org = org_for_customer(invoice["customer"])
+    except UnprocessableEvent:
+        return None
+    finalizes = invoice.get("automatically_finalizes_at") or invoice["created"] + DRAFT_WINDOW.total_seconds()
+    return ClosingPeriod(
+        org_id=org.pk,
+        invoice_id=invoice["id"],
+        period_end=datetime.fromtimestamp(invoice["period_end"], tz=UTC),
+        draft_until=datetime.fromtimestamp(finalizes, tz=UTC),
+    )

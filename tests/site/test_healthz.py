@@ -6,7 +6,14 @@ def test_it_reports_database_and_redis(client):
     response = client.get("/healthz")
 
     assert response.status_code == 200
-    assert response.json() == {"database": "ok", "redis": "ok"}
+    body = response.json()
+    assert (body["database"], body["redis"]) == ("ok", "ok")
+    assert body["rollup"] == {
+        "status": "ok",
+        "lag_seconds": 0,
+        "oldest_waiting_event_at": None,
+        "held_by": None,
+    }
 
 
 @pytest.mark.django_db
@@ -24,4 +31,21 @@ def test_it_names_what_is_down(client, settings):
 def test_redis_is_disabled_on_the_embedded_default(client, settings):
     settings.REDIS_URL = None
 
-    assert client.get("/healthz").json() == {"database": "ok", "redis": "disabled"}
+    body = client.get("/healthz").json()
+
+    assert (body["database"], body["redis"], body["rollup"]["status"]) == ("ok", "disabled", "ok")
+
+
+@pytest.mark.django_db
+def test_a_rollup_it_cannot_measure_is_a_detail_not_an_outage(client, monkeypatch):
+    from billingsite import health
+
+    def broken():
+        raise RuntimeError("statement timeout")
+
+    monkeypatch.setattr(health, "rollup_lag", broken)
+
+    response = client.get("/healthz")
+
+    assert response.status_code == 200
+    assert response.json()["rollup"] == {"status": "unknown: RuntimeError"}

@@ -637,7 +637,8 @@ def invoice(
             "provider": None,
             "status": None,
         },
-        "automatically_finalizes_at": None,
+        # A draft that advances on its own finalizes about an hour after it opens.
+        "automatically_finalizes_at": created + 3600 if status == "draft" else None,
         "billing_reason": billing_reason or ("subscription_cycle" if subscription else "manual"),
         "collection_method": "charge_automatically",
         "confirmation_secret": None,

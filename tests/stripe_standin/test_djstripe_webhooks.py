@@ -41,8 +41,14 @@ def dj_stripe_alone():
     from djstripe.signals import WEBHOOK_SIGNALS
 
     from billing import receivers
+    from usage import receivers as usage_receivers
 
-    hooks = [receivers.on_checkout_completed, receivers.on_subscription_changed, receivers.on_invoice_event]
+    hooks = [
+        receivers.on_checkout_completed,
+        receivers.on_subscription_changed,
+        receivers.on_invoice_event,
+        usage_receivers.on_invoice_created,
+    ]
     disconnected = [
         (signal, hook)
         for signal in WEBHOOK_SIGNALS.values()
@@ -131,6 +137,22 @@ def test_invoice_payment_failed_stores_the_invoice_its_subscription_and_customer
     assert stripe_standin.calls() == refetch_calls(billing)
     (refetch,) = stripe_standin.requests_to("GET", f"/v1/invoices/{billing.invoice['id']}")
     assert refetch.params == {"expand": ["discounts", "lines.data.discounts"]}
+
+
+def test_invoice_created_stores_a_draft_with_its_period(stripe_standin, post_webhook, billing):
+    draft = stripe_standin.close_period(billing.subscription["id"])
+
+    response = post_webhook(stripe_standin.event("invoice.created", draft["id"]))
+
+    assert response.status_code == 200
+    stored = Invoice.objects.get(id=draft["id"])
+    assert (stored.status, stored.stripe_data["billing_reason"]) == ("draft", "subscription_cycle")
+    assert (stored.stripe_data["period_start"], stored.stripe_data["period_end"]) == (
+        draft["period_start"],
+        draft["period_end"],
+    )
+    assert stored.stripe_data["parent"]["subscription_details"]["subscription"] == billing.subscription["id"]
+    assert f"GET /v1/invoices/{draft['id']}" in stripe_standin.calls()
 
 
 def test_every_call_sends_the_pinned_version(stripe_standin, post_webhook, billing, settings):

@@ -361,6 +361,40 @@ def test_an_invoice_has_the_dahlia_shape(stripe_standin, subscribed):
     assert (line["amount"], line["quantity"]) == (150, 300)
 
 
+def test_closing_a_period_opens_its_invoice_as_a_draft_and_renews(stripe_standin, subscribed, time_machine):
+    _, subscription, licensed, _ = subscribed
+    start, end = (subscription["items"]["data"][0][k] for k in ("current_period_start", "current_period_end"))
+    time_machine.move_to(end + 420, tick=False)  # Stripe opens it a few minutes after the period ends
+
+    draft = stripe.Invoice.retrieve(stripe_standin.close_period(subscription["id"])["id"]).to_dict()
+
+    assert (draft["status"], draft["billing_reason"], draft["number"]) == (
+        "draft",
+        "subscription_cycle",
+        None,
+    )
+    assert (draft["period_start"], draft["period_end"]) == (start, end)
+    assert draft["automatically_finalizes_at"] == draft["created"] + 3600 == end + 420 + 3600
+    assert draft["parent"]["subscription_details"]["subscription"] == subscription["id"]
+    assert [line["amount"] for line in draft["lines"]["data"]] == [licensed["unit_amount"], 0]
+    renewed = stripe.Subscription.retrieve(subscription["id"])
+    assert {(i["current_period_start"], i["current_period_end"]) for i in renewed["items"]["data"]} == {
+        (end, 2 * end - start)
+    }
+    assert renewed["latest_invoice"] == draft["id"]
+
+
+def test_closing_the_last_period_ends_a_subscription_set_to_cancel(stripe_standin, subscribed):
+    subscription = subscribed[1]
+    stripe.Subscription.modify(subscription["id"], cancel_at_period_end=True)
+    end = subscription["items"]["data"][0]["current_period_end"]
+
+    draft = stripe_standin.close_period(subscription["id"])
+
+    ended = stripe.Subscription.retrieve(subscription["id"])
+    assert (draft["status"], ended["status"], ended["ended_at"]) == ("draft", "canceled", end)
+
+
 def test_an_invoice_embeds_ten_lines_and_pages_the_rest(stripe_standin, subscribed):
     customer, subscription, licensed, metered = subscribed
     lines = [(licensed["id"], 100)] * 24 + [(metered["id"], 7, 14)]

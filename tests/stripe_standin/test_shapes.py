@@ -175,6 +175,7 @@ def test_what_the_stand_in_answers_has_stripes_shape(stripe_standin):
         stripe.Account.retrieve().to_dict(),
         stripe.Subscription.retrieve(completed["subscription"]).to_dict(),
         stripe.Invoice.retrieve(completed["invoice"]).to_dict(),
+        stripe.Invoice.retrieve(stripe_standin.close_period(completed["subscription"])["id"]).to_dict(),
         stripe_standin.event("checkout.session.completed", session.id),
         *stripe_standin.meter_events,
     ]

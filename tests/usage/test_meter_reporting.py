@@ -3,6 +3,7 @@ from datetime import timedelta
 from decimal import Decimal as D
 
 import pytest
+import redis
 import stripe
 
 from billing.models import AllowanceClaim, ClaimStatus
@@ -104,6 +105,21 @@ def test_a_late_event_produces_exactly_one_further_report(live):
 
     assert sent_values(live.standin, org) == [2, 3]
     assert MeterReport.objects.filter(org=org).count() == 2
+
+
+def test_a_report_lists_the_buckets_changed_since_the_previous_one(live):
+    org = live.new_org()
+    live.use(org, "1002", at="2026-11-20T13:00:00Z")
+    report()
+    live.clock.shift(timedelta(minutes=5))
+    live.use(org, "3", at="2026-11-20T14:00:00Z")
+
+    report()
+
+    first, second = MeterReport.objects.filter(org=org).order_by("sequence")
+    hours = dict(UsageBucket.objects.filter(org=org).values_list("pk", "hour"))
+    assert [hours[pk].hour for pk in first.buckets] == [13]
+    assert [hours[pk].hour for pk in second.buckets] == [14]  # the rollup and the reports share a clock
 
 
 def test_fractions_add_up_over_many_reports(live):
@@ -272,3 +288,19 @@ def test_row_locks_alone_still_send_each_credit_once(live, monkeypatch):
 
     assert sorted(sent_values(live.standin)) == [1, 2, 3, 4]
     assert MeterReport.objects.count() == 4
+
+
+def test_a_long_run_renews_its_lock_and_stops_once_it_has_lost_it(live, settings):
+    from usage.services import reporter_lock as module
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    with module.reporter_lock(shadow=False) as held:
+        client.pexpire(module.LOCK_KEY, 5000)
+        held.renewed -= module.LOCK_TTL_SECONDS  # as if a third of its life had passed
+        held.renew()
+        assert client.pttl(module.LOCK_KEY) > 5000
+
+        client.delete(module.LOCK_KEY)  # it expired and another reporter may have it
+        held.renewed -= module.LOCK_TTL_SECONDS
+        with pytest.raises(module.ReporterBusy, match="expired"):
+            held.renew()

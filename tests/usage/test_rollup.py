@@ -5,6 +5,7 @@ from decimal import Decimal as D
 from io import StringIO
 
 import pytest
+import time_machine
 from django.core.management import call_command
 from django.db import connections, transaction
 from django.db.models import Sum
@@ -15,6 +16,7 @@ from tests.factories import OrganizationFactory
 from usage.models import UsageBucket, UsageEvent
 from usage.services.events import record_usage_events
 from usage.services.rollup import rollup_usage
+from usage.txids import widen_xid
 
 NOW = datetime(2026, 11, 20, 15, 30, tzinfo=UTC)
 pytestmark = pytest.mark.time_machine(NOW, tick=False)  # the events are ingested as of NOW
@@ -176,3 +178,20 @@ def test_concurrent_runs_and_ingestion_count_every_event_once():
 
     assert UsageEvent.objects.count() == 300
     assert_buckets_match_events()
+
+
+@committing
+def test_buckets_are_stamped_with_the_applications_clock(org, red):
+    with time_machine.travel(NOW, tick=False):
+        ingest(org, red, ("a", "2026-11-20T14:05:00Z"))
+        rollup_usage()
+
+    assert UsageBucket.objects.get(org=org).updated_at == NOW  # not the database server's clock
+
+
+def test_a_32_bit_transaction_id_is_read_in_the_epoch_nearest_the_snapshot():
+    epoch = 2**32
+    assert widen_xid(5, near=epoch + 10) == epoch + 5
+    assert widen_xid(2**32 - 3, near=epoch + 10) == epoch - 3  # the previous epoch's last ids
+    assert widen_xid(20, near=epoch - 3) == epoch + 20  # given out after the snapshot, past the wrap
+    assert widen_xid(700, near=900) == 700

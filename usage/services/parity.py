@@ -22,9 +22,11 @@ def _total(queryset, column: str) -> Decimal:
     return Decimal(queryset.aggregate(total=Sum(column))["total"] or 0)
 
 
-def _stripe_total(meter: StripeMeter, first_sent: MeterReport, *, now) -> Decimal:
-    start = int(first_sent.stripe_timestamp.timestamp()) // 60 * 60
-    end = (int(now.timestamp()) // 60 + 1) * 60
+def _stripe_total(meter: StripeMeter, first_sent: MeterReport) -> Decimal:
+    # From the earliest timestamp a sent report may carry, to the real time (meter events carry
+    # the real time of their send, whatever --now replays).
+    start = int(first_sent.earliest_timestamp.timestamp()) // 60 * 60
+    end = (int(timezone.now().timestamp()) // 60 + 1) * 60
     total = stripe_api.meter_total(
         meter_id=meter.stripe_id, customer_id=first_sent.customer_id, start_time=start, end_time=end
     )
@@ -61,10 +63,10 @@ def check_meter_parity(*, now=None) -> dict:
         reported_total = _total(MeterReport.objects.filter(org_id=org_id, status__in=statuses), "value")
         sent = MeterReport.objects.filter(org_id=org_id, status=MeterReportStatus.SENT)
         sent_total = _total(sent, "value")
-        first_sent = sent.order_by("stripe_timestamp").first()
+        first_sent = sent.filter(earliest_timestamp__isnull=False).order_by("earliest_timestamp").first()
         stripe_total = None
         if not shadow and meter is not None and first_sent is not None:
-            stripe_total = _stripe_total(meter, first_sent, now=now)
+            stripe_total = _stripe_total(meter, first_sent)
         problems = []
         if events_total != buckets_total:
             problems.append("events and buckets differ")

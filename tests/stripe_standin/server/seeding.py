@@ -134,6 +134,38 @@ class SeedingMixin:
                 sub["latest_invoice"] = invoice_id
             return self.set(obj)
 
+    def close_period(self, subscription: "str | dict") -> dict:
+        """What Stripe does when a subscription's period ends: it opens the period's invoice as a
+        draft (`subscription_cycle`, `period_start`/`period_end` = the period that ended; metered
+        usage is counted until it finalizes, about an hour later: `automatically_finalizes_at`) and
+        moves the items to the next period, or ends the subscription if it was to cancel at period
+        end. Returns the draft; deliver it with `event("invoice.created", invoice)`."""
+        with self._lock:
+            sub = self._find(subscription if isinstance(subscription, str) else subscription["id"])
+            start, end = _period(sub)
+            lines = [
+                (item["price"]["id"], 0)
+                if (item["price"].get("recurring") or {}).get("usage_type") == "metered"
+                else (item["price"]["id"], (item["price"]["unit_amount"] or 0) * (item["quantity"] or 1))
+                for item in sub["items"]["data"]
+            ]
+            invoice = self.add_invoice(
+                sub["customer"],
+                subscription=sub["id"],
+                status="draft",
+                lines=lines,
+                billing_reason="subscription_cycle",
+                period_start=start,
+                period_end=end,
+            )
+            if sub["cancel_at_period_end"]:
+                sub.update(status="canceled", ended_at=end, cancel_at=None)
+            else:
+                for item in sub["items"]["data"]:
+                    item.update(current_period_start=end, current_period_end=end + (end - start))
+                    item["billed_until"] = item["current_period_end"]
+            return invoice
+
     def event(
         self, type: str, obj: "dict | str", *, previous_attributes: dict | None = None, **fields
     ) -> dict:

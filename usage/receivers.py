@@ -1,0 +1,49 @@
+"""dj-stripe webhook receivers for usage: each translates one event and hands the work to a task.
+
+They run inside dj-stripe's transaction, once per event id; the work needs committed usage and
+sends to Stripe, so it runs in a task enqueued after commit.
+"""
+
+import logging
+
+from django.core.exceptions import ObjectDoesNotExist
+from django.db import transaction
+from djstripe.event_handlers import djstripe_receiver
+
+from billing.services.payments import invoice_from_delivery
+from usage.selectors import closing_period
+
+logger = logging.getLogger(__name__)
+
+
+@djstripe_receiver("invoice.created")
+def on_invoice_created(sender, event, **kwargs):
+    """A period's invoice is open as a draft: report the org's overage up to the period end now."""
+    invoice_id = event.data["object"]["id"]
+    try:
+        # Decided on the copy dj-stripe has just re-read from Stripe, not on the payload.
+        invoice = invoice_from_delivery(invoice_id)
+    except ObjectDoesNotExist:
+        logger.warning(
+            "Stripe event %s: dj-stripe stored no invoice %s; no period to close.", event.id, invoice_id
+        )
+        return
+    period = closing_period(invoice)
+    if period is None:
+        return
+    transaction.on_commit(lambda: _enqueue(period))
+
+
+def _enqueue(period) -> None:
+    from usage.tasks import report_period_overage
+
+    try:
+        report_period_overage.delay(
+            org_id=period.org_id,
+            invoice_id=period.invoice_id,
+            period_end=period.period_end.isoformat(),
+            draft_until=period.draft_until.isoformat(),
+        )
+    except Exception:
+        # The broker is down: the overage goes with the next hourly report, in the next period.
+        logger.exception("Could not enqueue the period close of invoice %s.", period.invoice_id)
