@@ -3,7 +3,8 @@
 In order: DATABASE_URL / REDIS_URL when they answer; else the servers on localhost's standard
 ports; else throwaway servers in a temporary directory (installed from Debian's packages first
 when missing and running as root). It says which it used, then runs `makemigrations --check`,
-`ruff check` and pytest (with the arguments given), and stops whatever it started.
+`ruff check` and pytest (with the arguments given; with none, the whole suite and then its calendar
+tests again at four awkward instants), and stops whatever it started.
 """
 
 import glob
@@ -195,17 +196,38 @@ def run(step: str, command: list[str], env: dict) -> None:
         sys.exit(result.returncode)
 
 
+# The calendar tests run again with the clock pinned at each of these: the last second of a month,
+# the first of the next, the last second of a year and a leap day (tests/conftest.py: TEST_CLOCK).
+CALENDAR_INSTANTS = [
+    "2026-11-30T23:59:59Z",
+    "2026-12-01T00:00:00Z",
+    "2026-12-31T23:59:59Z",
+    "2028-02-29T12:00:00Z",
+]
+
+
 def main() -> None:
     env = {**os.environ, "DATABASE_URL": find_postgres(), "REDIS_URL": find_redis()}
-    # pytest-django creates (and drops) this database; the URL only names the server.
+    # pytest-django creates this database; the URL only names the server.
     env.setdefault("TEST_DATABASE_NAME", "test_billing")
     env.pop("DEBUG", None)
+    env.pop("TEST_CLOCK", None)
     env.setdefault("SECRET_KEY", "tests-only-not-a-secret")
     env.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
     python = str(VENV_BIN / "python")
+    pytest = [python, "-m", "pytest"]
     run("migrations match the models", [python, "manage.py", "makemigrations", "--check", "--dry-run"], env)
     run("lint (ruff)", [str(VENV_BIN / "ruff"), "check", "--quiet", "."], env)
-    run("test suite (pytest)", [python, "-m", "pytest", *sys.argv[1:]], env)
+    if sys.argv[1:]:  # a developer's selection: just that
+        run("test suite (pytest)", [*pytest, *sys.argv[1:]], env)
+    else:  # the whole suite on a fresh database (kept for the calendar runs), then the calendar runs
+        run("test suite (pytest)", [*pytest, "--create-db", "--reuse-db"], env)
+        for instant in CALENDAR_INSTANTS:
+            run(
+                f"calendar tests with the clock at {instant}",
+                [*pytest, "--reuse-db", "-q", "-m", "calendar"],
+                {**env, "TEST_CLOCK": instant},
+            )
     say("all green")
 
 

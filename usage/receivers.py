@@ -10,8 +10,7 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.db import transaction
 from djstripe.event_handlers import djstripe_receiver
 
-from billing.services.payments import invoice_from_delivery
-from usage.selectors import closing_period
+from usage.selectors import closing_period, mirrored_invoice
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +21,7 @@ def on_invoice_created(sender, event, **kwargs):
     invoice_id = event.data["object"]["id"]
     try:
         # Decided on the copy dj-stripe has just re-read from Stripe, not on the payload.
-        invoice = invoice_from_delivery(invoice_id)
+        invoice = mirrored_invoice(invoice_id)
     except ObjectDoesNotExist:
         logger.warning(
             "Stripe event %s: dj-stripe stored no invoice %s; no period to close.", event.id, invoice_id

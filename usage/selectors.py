@@ -136,6 +136,13 @@ class ClosingPeriod:
     draft_until: datetime
 
 
+def mirrored_invoice(invoice_id: str) -> dict:
+    """The invoice as dj-stripe stored it while processing this delivery (re-read from Stripe)."""
+    from djstripe.models import Invoice
+
+    return Invoice.objects.values_list("stripe_data", flat=True).get(id=invoice_id)
+
+
 def closing_period(invoice: dict) -> ClosingPeriod | None:
     """The subscription period a draft invoice closes, from Stripe's copy of the invoice; None when
     there is none to close (not a draft any more, no subscription, an empty period, no org)."""

@@ -35,8 +35,6 @@ from billing.services.ledger import OrgLedger, grant_snapshot, open_ledger
 from orgs.models import AuditCategory
 from orgs.services.audit import Actor, record_audit
 
-__all__ = ["ensure_allowances", "grant_allowance", "grant_monthly_allowances", "month_end", "month_of"]
-
 logger = logging.getLogger(__name__)
 
 

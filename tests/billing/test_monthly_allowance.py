@@ -39,7 +39,7 @@ pytestmark = pytest.mark.time_machine(NOVEMBER, tick=False)
 
 
 def allowance_grants(org):
-    return CreditGrant.objects.filter(org=org, grant_type=GrantType.ALLOWANCE).order_by("created_at")
+    return CreditGrant.objects.filter(org=org, grant_type=GrantType.ALLOWANCE).order_by("id")
 
 
 @pytest.fixture

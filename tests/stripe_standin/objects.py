@@ -23,10 +23,15 @@ _ALPHABET = string.ascii_letters + string.digits
 _ID_LENGTHS = {"cus": 14, "prod": 14, "si": 14, "acct": 16, "req": 14}
 
 
+# Ids come from the system's randomness, never the seeded module: a test framework that seeds
+# `random` per example (hypothesis does) would otherwise get the same "fresh" ids again.
+_RANDOM = random.SystemRandom()
+
+
 def new_id(prefix: str, length: int | None = None) -> str:
     """A fresh Stripe-style id: `prefix_` and a random alphanumeric tail."""
     length = length or _ID_LENGTHS.get(prefix.split("_")[0], 24)
-    return f"{prefix}_{''.join(random.choices(_ALPHABET, k=length))}"
+    return f"{prefix}_{''.join(_RANDOM.choices(_ALPHABET, k=length))}"
 
 
 def stable_id(prefix: str, *parts: object, length: int = 32) -> str:
@@ -168,7 +173,7 @@ def customer(
         "discount": None,
         "email": email,
         "individual_name": None,
-        "invoice_prefix": "".join(random.choices(string.ascii_uppercase + string.digits, k=8)),
+        "invoice_prefix": "".join(_RANDOM.choices(string.ascii_uppercase + string.digits, k=8)),
         "invoice_settings": {
             "custom_fields": None,
             "default_payment_method": None,
@@ -612,7 +617,9 @@ def invoice(
         amount_paid = total if status == "paid" else 0
     finalized = status != "draft"
     number = (
-        f"{customer.get('invoice_prefix') or 'TEST0000'}-{random.randint(1, 9999):04d}" if finalized else None
+        f"{customer.get('invoice_prefix') or 'TEST0000'}-{_RANDOM.randint(1, 9999):04d}"
+        if finalized
+        else None
     )
     obj = {
         "id": id,

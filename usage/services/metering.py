@@ -32,7 +32,7 @@ from django.utils import timezone
 
 from billing import stripe_api
 from billing.models import AllowanceClaim, BillingAccount, ClaimStatus
-from billing.services.allowances import month_of
+from billing.periods import month_of
 from billing.services.catalog_sync import METER_EVENT
 from billing.services.payments import customer_id_for
 from orgs.models import Organization, Product

@@ -164,6 +164,11 @@ class StripeStandin(
             self._hooks.append(hook)
         return hook
 
+    def clear_faults(self) -> None:
+        """Forget the faults not yet met: Stripe is healthy again."""
+        with self._lock:
+            self._faults = []
+
     # --- request handling ---------------------------------------------------------------------------
 
     def handle(self, method: str, target: str, headers: dict, body: bytes) -> _Response:
