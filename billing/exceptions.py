@@ -1,9 +1,21 @@
-from orgs.exceptions import Conflict, Forbidden, InvalidRequest, NotFound, ServiceError
+"""The failures of the billing app: accounts, credits, holds, checkout, the catalog and Stripe."""
+
+from core.errors import Conflict, Forbidden, InvalidRequest, NotFound, ServiceError
 
 
 class OrgHasActiveBilling(Conflict):
     code = "org_has_active_billing"
     message = "An organization with an active subscription or an open invoice cannot be deleted."
+
+
+class IdempotencyConflict(Conflict):
+    code = "idempotency_conflict"
+    message = "This idempotency key was used with a different request."
+
+
+class InvalidProductTerms(InvalidRequest):
+    message = "These product terms are invalid."
+    # details: {"fields": {field: message}}
 
 
 class UnknownMetric(InvalidRequest):

@@ -2,7 +2,7 @@ from django.db import models
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
-from orgs.ids import new_grant_id, new_hold_id
+from billing.ids import new_grant_id, new_hold_id
 from orgs.models import AuditEntry, Organization
 
 

@@ -7,18 +7,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
-CREDIT_PLACES = Decimal("0.000001")
+from billing.credits import CREDIT_PLACES
+
 ROUNDING_RULE = "cost = quantity × credits_per_unit, quantized to 6 decimal places with ROUND_HALF_EVEN"
 
 
 def cost_of(quantity: Decimal, credits_per_unit: Decimal) -> Decimal:
     """The one rounding rule: computed in Decimal, quantized to 6 places, half to even."""
     return (quantity * credits_per_unit).quantize(CREDIT_PLACES, rounding=ROUND_HALF_EVEN)
-
-
-def credits(value) -> Decimal:
-    """A credit amount as stored: Decimal with 6 places."""
-    return Decimal(value).quantize(CREDIT_PLACES)
 
 
 def fingerprint(fields: dict) -> str:

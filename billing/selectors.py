@@ -9,6 +9,7 @@ from django.db.models import DecimalField, F, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
+from billing.credits import as_credits
 from billing.entitlements import EntitlementState, available_balance
 from billing.exceptions import UnknownMetric
 from billing.models import (
@@ -168,8 +169,7 @@ WHERE k.prefix = %(prefix)s AND NOT k.revoked
 
 
 def _credits(value) -> Decimal | None:
-    # PostgreSQL answers Decimal; SQLite (the embedded default) may answer float or int.
-    return None if value is None else Decimal(str(value)).quantize(Decimal("0.000001"))
+    return None if value is None else as_credits(value)
 
 
 def _state_from_row(row, *, org_id: str, metric: str, product: Product) -> EntitlementState:

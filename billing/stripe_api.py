@@ -11,7 +11,7 @@ import json
 import stripe
 from django.conf import settings
 
-from orgs.exceptions import ServiceError
+from core.errors import ServiceError
 
 # The stripe library retries network errors and 5xx itself, with the same idempotency key.
 stripe.max_network_retries = 2

@@ -3,7 +3,7 @@
 from celery import shared_task
 
 from billing.services import allowances, ledger, suspensions
-from billingsite.timeparse import parse_instant
+from core.instants import parse_instant
 
 
 @shared_task

@@ -8,7 +8,7 @@ from djstripe.enums import WebhookEndpointValidation
 from djstripe.models import WebhookEndpoint
 from djstripe.views import ProcessWebhookView
 
-from billingsite.middleware import client_ip
+from core.requests import client_ip
 from orgs.models import AuditCategory
 from orgs.services.audit import Actor, record_audit
 

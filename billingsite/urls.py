@@ -15,5 +15,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
 ]
 
-handler404 = "orgs.api.errors.api_not_found"
-handler500 = "orgs.api.errors.api_server_error"
+handler404 = "core.api.errors.api_not_found"
+handler500 = "core.api.errors.api_server_error"

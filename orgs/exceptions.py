@@ -1,44 +1,6 @@
-"""The failures a service can report, each with a stable code and HTTP status.
+"""The failures of the orgs app: organizations, memberships and invitations."""
 
-One small hierarchy for the whole project: billing and usage subclass ServiceError too. The API
-turns any of them into `{"error": {"code", "message", "details"}}` in one exception handler.
-"""
-
-
-class ServiceError(Exception):
-    code = "error"
-    status = 400
-    message = "The request could not be completed."
-
-    def __init__(self, message: str | None = None, *, details: dict | None = None):
-        self.message = message or self.message
-        self.details = details or {}
-        super().__init__(self.message)
-
-
-class NotFound(ServiceError):
-    status = 404
-
-
-class Conflict(ServiceError):
-    status = 409
-
-
-class Gone(ServiceError):
-    status = 410
-
-
-class PaymentRequired(ServiceError):
-    status = 402
-
-
-class Forbidden(ServiceError):
-    status = 403
-
-
-class InvalidRequest(ServiceError):
-    code = "invalid_request"
-    message = "The request is invalid."
+from core.errors import Conflict, Gone, NotFound, PaymentRequired
 
 
 class OrgNotFound(NotFound):
@@ -89,13 +51,3 @@ class InvitationAlreadyAccepted(Conflict):
 class InvitationNotPending(Conflict):
     code = "invitation_not_pending"
     message = "Only a pending invitation can be changed."
-
-
-class IdempotencyConflict(Conflict):
-    code = "idempotency_conflict"
-    message = "This idempotency key was used with a different request."
-
-
-class InvalidProductTerms(InvalidRequest):
-    message = "These product terms are invalid."
-    # details: {"fields": {field: message}}

@@ -1,13 +1,6 @@
-"""Public identifiers: a type prefix and random Crockford base32, never a database integer."""
+"""The public ids of organizations and invitations."""
 
-import secrets
-
-_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
-
-
-def new_public_id(prefix: str, length: int = 24) -> str:
-    """`prefix_` + `length` random base32 characters (5 bits each; 24 → 120 bits)."""
-    return f"{prefix}_" + "".join(secrets.choice(_ALPHABET) for _ in range(length))
+from core.ids import new_public_id
 
 
 def new_org_id() -> str:
@@ -16,11 +9,3 @@ def new_org_id() -> str:
 
 def new_invitation_id() -> str:
     return new_public_id("inv")
-
-
-def new_grant_id() -> str:
-    return new_public_id("cg")
-
-
-def new_hold_id() -> str:
-    return new_public_id("hold")

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from billingsite.timeparse import parse_instant
+from core.instants import parse_instant
 from orgs.services import invitations, outbox
 
 

@@ -10,9 +10,8 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from billing.admin.organizations import BillingOrganizationAdmin
-from orgs.admin.organizations import ReadOnlyInline
-from orgs.admin.paginators import EstimatedCountPaginator
-from orgs.admin.records import ReadOnlyAdmin
+from core.admin.paginators import EstimatedCountPaginator
+from core.admin.readonly import ReadOnlyAdmin, ReadOnlyInline
 from orgs.models import Organization
 from usage.charts import daily_usage_svg
 from usage.models import MeterParity, MeterReport, UsageBucket, UsageEvent

@@ -1,6 +1,6 @@
 """Usage (API.md: Usage) and hold commit, which records usage."""
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -8,16 +8,11 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from orgs.api.parsing import (
-    CreditsField,
-    PayloadTooLarge,
-    StrictSerializer,
-    UnknownField,
-    credits_str,
-    parse_body,
-)
-from orgs.api.schema import errors
-from orgs.exceptions import InvalidRequest
+from billing.credits import CreditsField, credits_str
+from core.api.parsing import PayloadTooLarge, StrictSerializer, UnknownField, parse_body
+from core.api.schema import errors
+from core.errors import InvalidRequest
+from core.instants import parse_instant
 from orgs.selectors import get_live_org
 from usage.selectors import usage_summary
 from usage.services.events import record_usage_events
@@ -78,13 +73,13 @@ def _instant(value: str, field: str) -> datetime:
     """A date (its UTC midnight) or an RFC 3339 instant."""
     try:
         if len(value) == 10:
-            return datetime.combine(datetime.fromisoformat(value).date(), time(), tzinfo=UTC)
-        instant = datetime.fromisoformat(value)
+            return datetime.combine(date.fromisoformat(value), time(), tzinfo=UTC)
+        instant = parse_instant(value)
     except ValueError:
         instant = None
-    if instant is None or instant.tzinfo is None:
+    if instant is None:
         raise InvalidRequest(details={"fields": {field: ["A date (YYYY-MM-DD) or an RFC 3339 instant."]}})
-    return instant.astimezone(UTC)
+    return instant
 
 
 def _usage_row(row: dict) -> dict:

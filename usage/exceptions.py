@@ -1,4 +1,4 @@
-from orgs.exceptions import InvalidRequest
+from core.errors import InvalidRequest
 
 
 class InvalidEvents(InvalidRequest):

@@ -6,6 +6,7 @@ sends to Stripe, so it runs in a task enqueued after commit.
 
 import logging
 
+from celery import current_app
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import transaction
 from djstripe.event_handlers import djstripe_receiver
@@ -13,6 +14,8 @@ from djstripe.event_handlers import djstripe_receiver
 from usage.selectors import closing_period, mirrored_invoice
 
 logger = logging.getLogger(__name__)
+
+PERIOD_CLOSE_TASK = "usage.tasks.report_period_overage"
 
 
 @djstripe_receiver("invoice.created")
@@ -34,15 +37,15 @@ def on_invoice_created(sender, event, **kwargs):
 
 
 def _enqueue(period) -> None:
-    from usage.tasks import report_period_overage
-
+    kwargs = {
+        "org_id": period.org_id,
+        "invoice_id": period.invoice_id,
+        "period_end": period.period_end.isoformat(),
+        "draft_until": period.draft_until.isoformat(),
+    }
     try:
-        report_period_overage.delay(
-            org_id=period.org_id,
-            invoice_id=period.invoice_id,
-            period_end=period.period_end.isoformat(),
-            draft_until=period.draft_until.isoformat(),
-        )
+        # By name: the tasks module is above the receivers (it imports the services they lead to).
+        current_app.signature(PERIOD_CLOSE_TASK, kwargs=kwargs).delay()
     except Exception:
         # The broker is down: the overage goes with the next hourly report, in the next period.
         logger.exception("Could not enqueue the period close of invoice %s.", period.invoice_id)

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from billingsite.timeparse import parse_instant
+from core.instants import parse_instant
 from usage.services import metering, parity, period_close, rollup
 
 # A closing period's draft invoice finalizes about an hour after it opens: retry within that hour.

@@ -1,1 +1,1 @@
-from billing.admin import organizations, records, synced_stripe  # noqa: F401 (registers the admins)
+from billing.admin import organizations, products, records, synced_stripe  # noqa: F401 (registers the admins)

@@ -22,8 +22,9 @@ from billing.services.accounts import open_organization, soft_delete_organizatio
 from billing.services.grants import GRANTABLE, grant_credits
 from billing.services.payments import resync_org_from_stripe
 from billing.services.suspensions import lift_suspension, suspend_organization
-from orgs.admin.actions import ActionForm, ObjectAction, ReasonForm
-from orgs.admin.organizations import OrganizationAdmin, ReadOnlyInline
+from core.admin.actions import ActionForm, ObjectAction, ReasonForm
+from core.admin.readonly import ReadOnlyInline
+from orgs.admin.organizations import OrganizationAdmin
 from orgs.models import Organization
 from orgs.services.audit import Actor
 

@@ -17,9 +17,9 @@ from billing.models import (
     RejectedWebhook,
     StripeEventProblem,
 )
-from orgs.admin.history import HistoryAdmin
-from orgs.admin.paginators import EstimatedCountPaginator
-from orgs.admin.records import ReadOnlyAdmin
+from core.admin.history import HistoryAdmin
+from core.admin.paginators import EstimatedCountPaginator
+from core.admin.readonly import ReadOnlyAdmin
 
 
 @admin.register(Plan)

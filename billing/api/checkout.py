@@ -7,8 +7,8 @@ from rest_framework.views import APIView
 
 from billing.models import PlanName
 from billing.services.checkout import start_checkout
-from orgs.api.parsing import StrictSerializer, UserIdField, parse_body
-from orgs.api.schema import errors
+from core.api.parsing import StrictSerializer, UserIdField, parse_body
+from core.api.schema import errors
 from orgs.selectors import get_live_org
 from orgs.services.audit import Actor
 

@@ -6,12 +6,13 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from billing.credits import CreditsField, credits_str
 from billing.models import GrantType
 from billing.pricing import ROUNDING_RULE
 from billing.selectors import active_holds, balances, current_prices, live_grants
 from billing.services.grants import GRANTABLE, grant_credits
-from orgs.api.parsing import CreditsField, StrictSerializer, credits_str, parse_body
-from orgs.api.schema import errors
+from core.api.parsing import StrictSerializer, parse_body
+from core.api.schema import errors
 from orgs.selectors import get_live_org
 from orgs.services.audit import Actor
 

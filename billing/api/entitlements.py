@@ -8,15 +8,16 @@ from rest_framework.exceptions import APIException, NotAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from billing.credits import credits_str, quantity
 from billing.entitlements import Decision, decide
 from billing.exceptions import EntitlementDenied
 from billing.pricing import cost_of
 from billing.selectors import balances, keyed_entitlement_state
 from billing.services.holds import release_hold, reserve_credits
+from core.api.parsing import integer, read_object, text
+from core.api.schema import errors
+from core.errors import ServiceError
 from orgs.api.auth import KEYWORD, authenticate_key, presented_key
-from orgs.api.parsing import credits_str, integer, quantity, read_object, text
-from orgs.api.schema import errors
-from orgs.exceptions import ServiceError
 
 
 class DecisionSerializer(serializers.Serializer):

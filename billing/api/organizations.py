@@ -7,8 +7,8 @@ from rest_framework.views import APIView
 
 from billing.selectors import get_live_org_with_account
 from billing.services.accounts import open_organization
-from orgs.api.parsing import StrictSerializer, UserIdField, parse_body
-from orgs.api.schema import errors
+from core.api.parsing import StrictSerializer, UserIdField, parse_body
+from core.api.schema import errors
 from orgs.models import Organization
 from orgs.services.audit import Actor
 

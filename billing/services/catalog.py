@@ -12,10 +12,10 @@ from django.core.validators import validate_slug
 from django.db import transaction
 from django.utils import timezone
 
+from billing.exceptions import InvalidProductTerms
 from billing.models import Metric, MetricPrice, Plan, PlanName
-from orgs.exceptions import InvalidProductTerms
+from billing.services.product_terms import clean_product_terms
 from orgs.models import Product
-from orgs.services.products import clean_product_terms
 
 # The first price version of a metric is in force since the epoch, so that any event, however
 # old, has a price.

@@ -7,12 +7,11 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from billing.exceptions import GrantLimitExceeded
+from billing.exceptions import GrantLimitExceeded, IdempotencyConflict
 from billing.models import CreditGrant, GrantType
 from billing.pricing import fingerprint
 from billing.services.allowances import ensure_allowances
 from billing.services.ledger import grant_snapshot, open_ledger
-from orgs.exceptions import IdempotencyConflict
 from orgs.models import ActorType, AuditCategory, Organization
 from orgs.services.audit import Actor, record_audit
 

@@ -10,11 +10,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from billing.entitlements import Decision, decide
-from billing.exceptions import EntitlementDenied, HoldNotActive, HoldNotFound
+from billing.exceptions import EntitlementDenied, HoldNotActive, HoldNotFound, IdempotencyConflict
 from billing.models import CreditBalance, Hold, HoldState
 from billing.pricing import cost_of, fingerprint
 from billing.selectors import entitlement_state
-from orgs.exceptions import IdempotencyConflict, OrgNotFound
+from orgs.exceptions import OrgNotFound
 from orgs.models import Organization, Product
 
 

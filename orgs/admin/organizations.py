@@ -1,13 +1,13 @@
 from django import forms
 from django.contrib import admin
 from django.db.models import Q
-from django.forms.models import BaseInlineFormSet
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from orgs.admin.actions import ActionForm, ObjectAction, ObjectActionsMixin, ReasonForm
-from orgs.admin.history import HistoryAdmin
+from core.admin.actions import ActionForm, ObjectAction, ObjectActionsMixin, ReasonForm
+from core.admin.history import HistoryAdmin
+from core.admin.readonly import ReadOnlyInline
 from orgs.models import AuditEntry, Invitation, Membership, Organization, Role
 from orgs.services.audit import Actor
 from orgs.services.invitations import create_invitation, resend_invitation, revoke_invitation
@@ -28,36 +28,6 @@ class LiveFilter(admin.SimpleListFilter):
         if self.value() == "deleted":
             return queryset.filter(deleted_at__isnull=False)
         return queryset
-
-
-class LimitedInlineFormSet(BaseInlineFormSet):
-    """Shows at most the inline's `limit` rows: an org page must stay fast for big orgs."""
-
-    limit = None
-
-    def get_queryset(self):
-        queryset = super().get_queryset()
-        return queryset[: self.limit] if self.limit else queryset
-
-
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-    show_change_link = False
-    limit = 200
-
-    def get_formset(self, request, obj=None, **kwargs):
-        formset = super().get_formset(request, obj, **kwargs)
-        formset.limit = self.limit
-        return formset
-
-    formset = LimitedInlineFormSet
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 class MembershipInline(ReadOnlyInline):

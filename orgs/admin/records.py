@@ -3,19 +3,9 @@
 from django.contrib import admin
 from django.utils import timezone
 
-from orgs.admin.history import HistoryAdmin
+from core.admin.history import HistoryAdmin
+from core.admin.readonly import ReadOnlyAdmin
 from orgs.models import AuditEntry, Invitation, Membership, OutboxMessage
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Membership)

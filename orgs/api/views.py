@@ -6,8 +6,8 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from orgs.api.parsing import StrictSerializer, UserIdField, parse_body
-from orgs.api.schema import errors
+from core.api.parsing import StrictSerializer, UserIdField, parse_body
+from core.api.schema import errors
 from orgs.models import Membership, Role
 from orgs.selectors import get_live_org, get_membership, list_memberships
 from orgs.services.audit import Actor

@@ -1,12 +1,9 @@
 """The audit trail: every service that changes state records who did what, in its transaction."""
 
-from contextvars import ContextVar
 from dataclasses import dataclass
 
+from core.requests import request_id_var
 from orgs.models import ActorType, AuditCategory, AuditEntry, Organization, Product
-
-# Set per HTTP request by billingsite.middleware.RequestIdMiddleware, per task by the job runner.
-request_id_var: ContextVar[str] = ContextVar("request_id", default="")
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ from django.core.validators import validate_email
 from django.db import transaction
 from django.utils import timezone
 
-from orgs.exceptions import LastOwner, NotAMember, SeatLimitReached, ServiceError
+from core.errors import ServiceError
+from orgs.exceptions import LastOwner, NotAMember, SeatLimitReached
 from orgs.models import ROLE_RANK, AuditCategory, Membership, Organization, Role
 from orgs.selectors import other_owner_exists, seat_limit, seats_in_use
 from orgs.services.audit import Actor, record_audit

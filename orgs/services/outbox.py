@@ -9,16 +9,17 @@ commit that records it performs it again (Stripe idempotency keys make that harm
 
 import logging
 from collections.abc import Callable
-from datetime import timedelta
 
+from celery import current_app
 from django.db import transaction
 from django.utils import timezone
 
+from core.retry import backoff
 from orgs.models import Organization, OutboxMessage
 
 logger = logging.getLogger(__name__)
 
-MAX_BACKOFF = timedelta(hours=1)
+PERFORM_TASK = "orgs.tasks.perform_outbox_message"
 
 _handlers: dict[str, Callable[[OutboxMessage], dict | None]] = {}
 
@@ -53,18 +54,13 @@ def enqueue_outbox(
 
 
 def _perform_soon(message_id: int) -> None:
-    from orgs.tasks import perform_outbox_message  # tasks import services, not the reverse
-
     try:
-        perform_outbox_message.delay(message_id)
+        # By name: the task module imports this one, never the reverse (billingsite/apps.py makes
+        # sure every task is registered, so where tasks run in process this runs at once).
+        current_app.signature(PERFORM_TASK, args=(message_id,)).delay()
     except Exception:
         # The broker is down: the process_outbox job will perform it.
         logger.warning("Could not enqueue outbox message %s; the job will pick it up.", message_id)
-
-
-def backoff(attempts: int) -> timedelta:
-    """30 s after the first failure, doubling, at most an hour."""
-    return min(timedelta(seconds=30) * 2 ** min(max(attempts - 1, 0), 10), MAX_BACKOFF)
 
 
 def perform_outbox_message(*, message_id: int, now=None) -> str:

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from billing.exceptions import EntitlementDenied, GrantLimitExceeded, HoldNotActive
+from billing.exceptions import EntitlementDenied, GrantLimitExceeded, HoldNotActive, IdempotencyConflict
 from billing.models import (
     AllowanceClaim,
     BillingAccount,
@@ -42,7 +42,6 @@ from billing.services import allowances, ledger
 from billing.services.grants import grant_credits
 from billing.services.holds import release_hold, reserve_credits
 from billing.services.payments import apply_plan, derive_payment_state, lock_account
-from orgs.exceptions import IdempotencyConflict
 from orgs.services.audit import Actor
 from tests.conftest import OWNER, TEST_CATALOG
 from tests.factories import OrganizationFactory

@@ -95,7 +95,7 @@ def test_a_lost_broker_only_delays_the_message(org, monkeypatch, django_capture_
     def broker_down(*args, **kwargs):
         raise ConnectionError("redis is gone")
 
-    monkeypatch.setattr("orgs.tasks.perform_outbox_message.delay", broker_down)
+    monkeypatch.setattr("orgs.tasks.perform_outbox_message.apply_async", broker_down)
     invitation, _ = create_invitation(
         org=org, email="inv@x.example", role=Role.MEMBER, actor=Actor.system("t")
     )

@@ -13,10 +13,11 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
+from billing.credits import parse_decimal
 from billing.pricing import PriceBook, cost_of
 from billing.selectors import price_book
 from billing.services.debits import debit_usage
-from orgs.api.parsing import parse_decimal
+from core.instants import parse_instant
 from orgs.models import Organization, Product
 from usage.exceptions import InvalidEvents
 from usage.models import UsageEvent
@@ -44,15 +45,14 @@ class NewEvent:
     billable_overage: Decimal = Decimal(0)
 
 
-def parse_instant(value) -> datetime:
+def _occurred_at(value: object) -> datetime:
     if not isinstance(value, str):
-        raise ValueError("An RFC 3339 timestamp string is expected.")
+        raise ValueError("An RFC 3339 timestamp string is expected, e.g. 2026-11-22T10:00:00Z.")
     try:
-        instant = datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError("An RFC 3339 timestamp is expected, e.g. 2026-11-22T10:00:00Z.") from None
-    if instant.tzinfo is None:
-        raise ValueError("The timestamp needs a time zone (Z or an offset).")
+        instant = parse_instant(value)
+    except ValueError as error:
+        raise ValueError(f"The timestamp {error}") from None
+    assert instant is not None
     return instant
 
 
@@ -87,7 +87,7 @@ def _validate(
             errors["quantity"] = [str(error)]
     if "occurred_at" not in errors:
         try:
-            occurred_at = parse_instant(raw["occurred_at"])
+            occurred_at = _occurred_at(raw["occurred_at"])
             if occurred_at > now + MAX_FUTURE:
                 errors["occurred_at"] = ["More than 5 minutes in the future."]
             elif occurred_at < now - MAX_AGE:

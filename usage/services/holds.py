@@ -6,12 +6,11 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
-from billing.exceptions import HoldNotActive
+from billing.exceptions import HoldNotActive, IdempotencyConflict
 from billing.models import Hold, HoldState
 from billing.pricing import cost_of
 from billing.selectors import price_book
 from billing.services.holds import get_product_hold
-from orgs.exceptions import IdempotencyConflict
 from orgs.models import Product
 from usage.models import UsageEvent
 from usage.services.events import NewEvent, store_events

@@ -35,8 +35,9 @@ from billing.models import AllowanceClaim, BillingAccount, ClaimStatus
 from billing.periods import month_of
 from billing.services.catalog_sync import METER_EVENT
 from billing.services.payments import customer_id_for
+from core.instants import floor_hour
+from core.retry import backoff
 from orgs.models import Organization, Product
-from orgs.services.outbox import backoff
 from usage.models import MeterReport, MeterReportStatus, UsageBucket, UsageEvent
 from usage.services.reconciliation import reconcile_report
 from usage.services.reporter_lock import HeldLock, ReporterBusy, reporter_lock
@@ -76,10 +77,6 @@ def window(starts: dict[int, object], time_field: str) -> Q | None:
     for product_id, start in starts.items():
         condition |= Q(product_id=product_id, **({f"{time_field}__gte": start} if start else {}))
     return condition or None
-
-
-def floor_hour(instant: datetime) -> datetime:
-    return instant.replace(minute=0, second=0, microsecond=0)
 
 
 @dataclass(frozen=True)

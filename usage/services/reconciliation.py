@@ -23,7 +23,7 @@ from django.utils import timezone
 from billing import stripe_api
 from billing.models import StripeMeter
 from billing.services.catalog_sync import METER_EVENT
-from orgs.services.outbox import backoff
+from core.retry import backoff
 from usage.models import MeterReport, MeterReportStatus
 
 logger = logging.getLogger(__name__)

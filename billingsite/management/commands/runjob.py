@@ -3,7 +3,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from billingsite.jobs import JOBS, run_job
-from billingsite.timeparse import parse_instant
+from core.instants import parse_instant
 
 
 class Command(BaseCommand):

@@ -1,17 +1,17 @@
+"""The product page: its terms (billing's: a grant limit in credits, a bill-from), its API keys and
+who changed what. Terms change only through update_product_terms, with a reason."""
+
 from django import forms
 from django.contrib import admin, messages
-from rest_framework_api_key.models import APIKey
 
-from orgs.admin.actions import ActionForm, ObjectAction, ObjectActionsMixin, ReasonForm
-from orgs.admin.history import HistoryAdmin
-from orgs.admin.organizations import ReadOnlyInline
-from orgs.exceptions import InvalidProductTerms
+from billing.exceptions import InvalidProductTerms
+from billing.services.product_terms import check_product_terms, update_product_terms
+from core.admin.actions import ActionForm, ObjectAction, ObjectActionsMixin
+from core.admin.history import HistoryAdmin
+from core.admin.readonly import ReadOnlyInline
 from orgs.models import AuditEntry, Product, ProductAPIKey
 from orgs.services.audit import Actor
-from orgs.services.products import check_product_terms, issue_api_key, revoke_api_key, update_product_terms
-
-# The library's own key model is unused: keys belong to products (ProductAPIKey).
-admin.site.unregister(APIKey)
+from orgs.services.products import issue_api_key
 
 
 class ProductAPIKeyInline(admin.TabularInline):
@@ -129,39 +129,3 @@ class ProductAdmin(ObjectActionsMixin, HistoryAdmin):
             reason=data["reason"],
         )
         obj.refresh_from_db()
-
-
-def _revoke_key(request, api_key, data):
-    revoke_api_key(api_key=api_key, actor=Actor.staff(request.user), reason=data["reason"])
-    return f"API key {api_key.prefix}… is revoked."
-
-
-@admin.register(ProductAPIKey)
-class ProductAPIKeyAdmin(ObjectActionsMixin, HistoryAdmin):
-    list_display = ["prefix", "product", "name", "created", "revoked", "revoked_at"]
-    list_filter = ["revoked", "product"]
-    list_select_related = ["product"]
-    search_fields = ["prefix", "name", "product__slug"]
-    fields = ["prefix", "product", "name", "created", "revoked", "revoked_at", "expiry_date"]
-    readonly_fields = fields
-
-    def get_object_actions(self):
-        return [
-            ObjectAction(
-                "revoke",
-                "Revoke",
-                ReasonForm,
-                "orgs.change_productapikey",
-                _revoke_key,
-                applies=lambda api_key: not api_key.revoked,
-            ),
-        ]
-
-    def has_add_permission(self, request):
-        return False  # issued from the product's page, so the key is shown once, through the service
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False  # never deleted: revoked

@@ -7,8 +7,8 @@ from django.http import Http404, JsonResponse
 from rest_framework import exceptions
 from rest_framework.response import Response
 
-from orgs.api.parsing import PayloadTooLarge
-from orgs.exceptions import ServiceError
+from core.api.parsing import PayloadTooLarge
+from core.errors import ServiceError
 
 logger = logging.getLogger(__name__)
 

@@ -9,10 +9,10 @@ from django.contrib import admin
 from django.test import RequestFactory
 from django.urls import reverse
 
-from orgs.exceptions import InvalidProductTerms
+from billing.exceptions import InvalidProductTerms
+from billing.services.product_terms import update_product_terms
 from orgs.models import AuditEntry, Organization, Product
 from orgs.services.audit import Actor
-from orgs.services.products import update_product_terms
 from orgs.staff import BILLING_ADMIN, SUPPORT
 from tests.orgs.test_admin import _management_forms, staff
 

@@ -18,7 +18,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from orgs.exceptions import ServiceError
+from core.errors import ServiceError
 
 
 class ActionForm(forms.Form):

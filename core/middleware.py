@@ -3,14 +3,9 @@ import uuid
 
 from simple_history.models import HistoricalRecords
 
-from orgs.services.audit import request_id_var
+from core.requests import request_id_var
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-
-
-def client_ip(request) -> str:
-    """The address that connected (a proxy in front must be trusted to set REMOTE_ADDR)."""
-    return request.META.get("REMOTE_ADDR", "")
 
 
 class RequestIdMiddleware:

@@ -9,7 +9,7 @@ from rest_framework import serializers
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
-from orgs.exceptions import InvalidRequest, ServiceError
+from core.errors import InvalidRequest, ServiceError
 
 
 class PayloadTooLarge(ServiceError):
@@ -79,26 +79,6 @@ class UserIdField(serializers.CharField):
         super().__init__(**kwargs)
 
 
-class CreditsField(serializers.DecimalField):
-    """Credits and quantities: decimal strings out (`"12.500000"`), strings or numbers in."""
-
-    def __init__(self, **kwargs):
-        kwargs.setdefault("max_digits", 20)
-        kwargs.setdefault("decimal_places", 6)
-        kwargs.setdefault("coerce_to_string", True)
-        super().__init__(**kwargs)
-
-    def to_internal_value(self, data):
-        if isinstance(data, bool) or not isinstance(data, (str, int, Decimal)):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-def credits_str(value: Decimal) -> str:
-    """A credit amount or quantity as the API writes it: a decimal string with 6 places."""
-    return f"{value:.6f}"
-
-
 # --- Lean parsing for the hottest small bodies -------------------------------------------------
 #
 # A DRF serializer deep-copies its fields for every request: on entitlements:check that is a
@@ -142,38 +122,6 @@ def text(max_length: int, *, required: bool = True, default=None):
         if len(value) > max_length:
             raise ValueError(f"At most {max_length} characters.")
         return value
-
-    return read
-
-
-def parse_decimal(value, *, positive: bool = False) -> Decimal:
-    """A quantity or credit amount from JSON: a number or a decimal string, never a float (the
-    parser reads JSON numbers as Decimal), ≥ 0 (> 0 when positive), at most 6 decimal places,
-    below 10^14 (NUMERIC(20, 6)). Raises ValueError with the message for the caller."""
-    if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
-        raise ValueError("A number or a decimal string.")
-    try:
-        number = Decimal(value.strip() if isinstance(value, str) else value)
-    except ArithmeticError:
-        raise ValueError("A number or a decimal string.") from None
-    if not number.is_finite():
-        raise ValueError("A finite number.")
-    if number < 0 or (positive and number == 0):
-        raise ValueError("A number above 0." if positive else "A number of 0 or more.")
-    if number.as_tuple().exponent < -6:
-        raise ValueError("At most 6 decimal places.")
-    if number >= Decimal("1e14"):
-        raise ValueError("Below 10^14.")
-    return number.quantize(Decimal("0.000001"))
-
-
-def quantity(*, default=None, positive: bool = False):
-    def read(value):
-        if value is MISSING or value is None:
-            if default is None:
-                raise ValueError("This field is required.")
-            return default
-        return parse_decimal(value, positive=positive)
 
     return read
 
