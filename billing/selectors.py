@@ -1,5 +1,6 @@
 """Reads for billing state."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -29,7 +30,6 @@ from billing.models import (
 )
 from billing.periods import month_of
 from billing.pricing import PriceBook, PriceVersion
-from orgs.api.auth import PresentedKey, authenticate_key, verified_product
 from orgs.exceptions import OrgNotFound
 from orgs.models import Organization, Product, ProductAPIKey
 
@@ -234,32 +234,34 @@ def entitlement_state(
     return _state_from_row(row or (None,) * _STATE_COLUMNS, org_id=org_id, metric=metric, product=product)
 
 
-def keyed_entitlement_state(
-    *, presented: PresentedKey, org_id: str, user_id: str, metric: str, now=None
-) -> tuple[Product, EntitlementState]:
-    """Authenticate the presented key and read the entitlement state for its product, in one round
-    trip; returns (product, state). Raises AuthenticationFailed, then OrgNotFound, UnknownMetric."""
+def key_and_entitlement_state(
+    *, prefix: str, org_id: str, user_id: str, metric: str, now: datetime | None = None
+) -> tuple[ProductAPIKey | None, Callable[[Product], EntitlementState]]:
+    """The unrevoked API key row with this prefix (None: no such key) and, for the product the caller
+    verifies that key belongs to, the entitlement state; one round trip on PostgreSQL. Reading the
+    state raises OrgNotFound, then UnknownMetric; the caller checks the key first (401 comes first)."""
     if connection.vendor != "postgresql":  # the embedded default has no LATERAL: two queries
-        product = authenticate_key(presented)
-        return product, entitlement_state(
+        api_key = ProductAPIKey.objects.select_related("product").filter(prefix=prefix, revoked=False).first()
+        return api_key, lambda product: entitlement_state(
             org_id=org_id, product=product, user_id=user_id, metric=metric, now=now
         )
-    params = {"prefix": presented.prefix, "org_id": org_id, "user_id": user_id, "metric": metric}
+    params = {"prefix": prefix, "org_id": org_id, "user_id": user_id, "metric": metric}
     with connection.cursor() as cursor:
         cursor.execute(_KEY_AND_ENTITLEMENT_STATE, _with_time(params, now))
         row = cursor.fetchone()
-    api_key = None
-    if row is not None:
-        key_id, hashed_key, expiry_date, product_id, product_slug = row[:5]
-        api_key = ProductAPIKey(
-            id=key_id,
-            prefix=presented.prefix,
-            hashed_key=hashed_key,
-            expiry_date=expiry_date,
-            product=Product(id=product_id, slug=product_slug),
+    if row is None:
+        return None, lambda product: _state_from_row(
+            (None,) * _STATE_COLUMNS, org_id=org_id, metric=metric, product=product
         )
-    product = verified_product(presented, api_key)
-    return product, _state_from_row(row[5:], org_id=org_id, metric=metric, product=product)
+    key_id, hashed_key, expiry_date, product_id, product_slug = row[:5]
+    api_key = ProductAPIKey(
+        id=key_id,
+        prefix=prefix,
+        hashed_key=hashed_key,
+        expiry_date=expiry_date,
+        product=Product(id=product_id, slug=product_slug),
+    )
+    return api_key, lambda product: _state_from_row(row[5:], org_id=org_id, metric=metric, product=product)
 
 
 def balances(org: Organization, *, now=None) -> tuple[Decimal, Decimal]:

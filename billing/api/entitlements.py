@@ -12,12 +12,12 @@ from billing.credits import credits_str, quantity
 from billing.entitlements import Decision, decide
 from billing.exceptions import EntitlementDenied
 from billing.pricing import cost_of
-from billing.selectors import balances, keyed_entitlement_state
+from billing.selectors import balances, key_and_entitlement_state
 from billing.services.holds import release_hold, reserve_credits
 from core.api.parsing import integer, read_object, text
 from core.api.schema import errors
 from core.errors import ServiceError
-from orgs.api.auth import KEYWORD, authenticate_key, presented_key
+from orgs.api.auth import KEYWORD, authenticate_key, presented_key, verified_product
 
 
 class DecisionSerializer(serializers.Serializer):
@@ -83,7 +83,7 @@ class EntitlementCheckView(APIView):
         metric = serializers.CharField(max_length=64)
         quantity = serializers.CharField(required=False, default="1", help_text="≥ 0, at most 6 decimals.")
 
-    # The key is verified in the same query as the state (keyed_entitlement_state), so DRF's
+    # The key is verified in the same query as the state (key_and_entitlement_state), so DRF's
     # authentication does not run here; the precedence stays 401 → 413 → 400 → the table.
     authentication_classes = []
     permission_classes = []
@@ -111,9 +111,10 @@ class EntitlementCheckView(APIView):
             raise
         if presented is None:
             raise NotAuthenticated
-        _, state = keyed_entitlement_state(
-            presented=presented, org_id=data["org_id"], user_id=data["user_id"], metric=data["metric"]
+        api_key, state_for = key_and_entitlement_state(
+            prefix=presented.prefix, org_id=data["org_id"], user_id=data["user_id"], metric=data["metric"]
         )
+        state = state_for(verified_product(presented, api_key))
         decision = decide(
             state, quantity=data["quantity"], cost=cost_of(data["quantity"], state.credits_per_unit)
         )
