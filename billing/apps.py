@@ -4,12 +4,29 @@ from django.apps import AppConfig
 class BillingConfig(AppConfig):
     name = "billing"
 
-    def ready(self):
+    def ready(self) -> None:
         import stripe
         from django.conf import settings
+
+        from billing.admin.organizations import register_sections
+        from billing.selectors import seat_limit
+        from core.registries import StaffPermissions, seat_limits, staff_permissions
 
         # Every call through the stripe library sends the pinned version (dj-stripe passes it on
         # most of its calls, not all).
         stripe.api_version = settings.STRIPE_API_VERSION
-        # dj-stripe hooks: registering them is importing them.
+        # dj-stripe hooks and outbox handlers: registering them is importing them.
         from billing import outbox_handlers, receivers  # noqa: F401
+
+        seat_limits.provide(seat_limit)
+        register_sections()
+        staff_permissions.register(
+            StaffPermissions(
+                "billing",
+                support_actions=frozenset(
+                    {"grant_credits", "suspend_organization"}
+                ),  # grants up to the limit
+                # Synced Stripe data is read-only for everybody; staff may look at it.
+                view_only_apps=("djstripe",),
+            )
+        )

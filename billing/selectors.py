@@ -36,9 +36,9 @@ from orgs.models import Organization, Product, ProductAPIKey
 CREDITS = DecimalField(max_digits=20, decimal_places=6)
 
 
-def seat_limit(org: Organization) -> int | None:
-    """The seat limit of the org's plan (None: unlimited). Wired into orgs by ORGS_SEAT_LIMIT."""
-    return Plan.objects.filter(accounts__org=org).values_list("seat_limit", flat=True).get()
+def seat_limit(org_id: int) -> int | None:
+    """The seat limit of the org's plan (None: unlimited); orgs asks through core.registries.seat_limits."""
+    return Plan.objects.filter(accounts__org_id=org_id).values_list("seat_limit", flat=True).get()
 
 
 def get_billing_account(org: Organization) -> BillingAccount:

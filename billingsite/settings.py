@@ -140,9 +140,6 @@ DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
 BILLING_SHADOW_MODE = env_bool("BILLING_SHADOW_MODE", default=True)
 BILLING_BILL_FROM = env_hour_instant("BILLING_BILL_FROM")
 SUPPORT_CREDIT_GRANT_LIMIT = env_decimal("SUPPORT_CREDIT_GRANT_LIMIT", default="1000")
-# orgs asks billing for a plan's seat limit through this path, so imports still flow
-# usage → billing → orgs.
-ORGS_SEAT_LIMIT = "billing.selectors.seat_limit"
 
 # --- The start-up guard for live mode --------------------------------------------------------
 

@@ -3,8 +3,9 @@
 In order: DATABASE_URL / REDIS_URL when they answer; else the servers on localhost's standard
 ports; else throwaway servers in a temporary directory (installed from Debian's packages first
 when missing and running as root). It says which it used, then runs `makemigrations --check`,
-`ruff check`, `lint-imports` (the import directions in pyproject.toml) and pytest (with the arguments given; with none, the whole suite and then its calendar
-tests again at four awkward instants), and stops whatever it started.
+`ruff check`, `lint-imports` (the import directions in pyproject.toml) and pytest (with the
+arguments given; with none, the whole suite and then its calendar tests again at four awkward
+instants), and stops whatever it started.
 """
 
 import glob

@@ -1,11 +1,8 @@
 """Reads for organizations, memberships and invitations."""
 
-import functools
-
-from django.conf import settings
 from django.db.models import Q
-from django.utils.module_loading import import_string
 
+from core.registries import seat_limits
 from orgs.exceptions import NotAMember, OrgNotFound
 from orgs.models import Invitation, Membership, Organization, Role
 
@@ -47,14 +44,10 @@ def seats_in_use(org: Organization, *, now, excluding_invitation: Invitation | N
     return Membership.objects.filter(org=org).count() + invitations.count()
 
 
-@functools.cache
-def _seat_limit_resolver():
-    return import_string(settings.ORGS_SEAT_LIMIT)
-
-
 def seat_limit(org: Organization) -> int | None:
-    """The seat limit of the org's plan; None means unlimited. The plan lives in billing."""
-    return _seat_limit_resolver()(org)
+    """The seat limit of the org's plan; None means unlimited. The plan lives in billing, which
+    provides the answer (core.registries.seat_limits)."""
+    return seat_limits.get()(org.pk)
 
 
 def other_owner_exists(org: Organization, membership: Membership) -> bool:

@@ -1,42 +1,41 @@
-"""The two staff groups and their permissions (DESIGN.md: Support and Billing admin).
+"""The two staff groups and their permissions: Support and Billing admin.
 
 `sync_staff_groups` is run by data migrations (whenever an app adds models) so that the groups
-always match these rules: Support sees everything and may take the few actions listed here;
-Billing admin may do everything.
+always match the rules each app registers (core.registries.staff_permissions, filled in the apps'
+AppConfig.ready): Support sees everything and may take the few actions an app lists; Billing admin
+may do everything in the apps that register.
 """
 
+from typing import Any
+
 from django.contrib.auth.management import create_permissions
+
+from core.registries import staff_permissions
 
 SUPPORT = "Support"
 BILLING_ADMIN = "Billing admin"
 
-OWN_APPS = ("orgs", "billing", "usage")
-# Synced Stripe data is read-only for everybody; staff may look at it.
-VIEW_ONLY_APPS = ("djstripe",)
 
-SUPPORT_ACTIONS = {
-    ("billing", "grant_credits"),  # up to SUPPORT_CREDIT_GRANT_LIMIT
-    ("billing", "suspend_organization"),  # suspend and lift, with a reason
-    ("orgs", "resend_invitation"),
-}
-
-
-def sync_staff_groups(apps, schema_editor=None):
+def sync_staff_groups(apps: Any, schema_editor: Any = None) -> None:
     for app_config in apps.get_app_configs():
         app_config.models_module = True
         create_permissions(app_config, apps=apps, verbosity=0)
         app_config.models_module = None
 
+    registered = list(staff_permissions)
+    own_apps = [p.app_label for p in registered]
+    view_only_apps = sorted({app for p in registered for app in p.view_only_apps})
     Group = apps.get_model("auth", "Group")
     Permission = apps.get_model("auth", "Permission")
     views = Permission.objects.filter(
-        content_type__app_label__in=OWN_APPS + VIEW_ONLY_APPS, codename__startswith="view_"
+        content_type__app_label__in=own_apps + view_only_apps, codename__startswith="view_"
     )
     support_actions = [
-        Permission.objects.get(content_type__app_label=app_label, codename=codename)
-        for app_label, codename in sorted(SUPPORT_ACTIONS)
+        Permission.objects.get(content_type__app_label=p.app_label, codename=codename)
+        for p in registered
+        for codename in sorted(p.support_actions)
     ]
-    everything = Permission.objects.filter(content_type__app_label__in=OWN_APPS)
+    everything = Permission.objects.filter(content_type__app_label__in=own_apps)
 
     support, _ = Group.objects.get_or_create(name=SUPPORT)
     support.permissions.set([*views, *support_actions])

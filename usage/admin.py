@@ -9,29 +9,30 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from billing.admin.organizations import BillingOrganizationAdmin
 from core.admin.paginators import EstimatedCountPaginator
 from core.admin.readonly import ReadOnlyAdmin, ReadOnlyInline
-from orgs.models import Organization
+from core.admin.sections import Section, organization_page
 from usage.charts import daily_usage_svg
 from usage.models import MeterParity, MeterReport, UsageBucket, UsageEvent
 from usage.selectors import rollup_lag
 
-admin.site.unregister(Organization)
+
+def lag_warnings(request) -> list[str]:
+    """A warning while the rollup is behind: the buckets, the reports and the charts are then short
+    of the usage waiting."""
+    try:
+        lag = rollup_lag()
+    except DatabaseError:
+        return ["The usage rollup's lag could not be measured just now."]
+    return [lag.describe()] if lag.lagging else []
 
 
 class RollupLagWarning:
-    """On the pages staff read usage and overage from, a warning while the rollup is behind (its
-    buckets, the reports and the charts are then short of the usage waiting)."""
+    """On the pages staff read usage and overage from, the rollup's lag (lag_warnings)."""
 
     def _warn_if_lagging(self, request) -> None:
-        try:
-            lag = rollup_lag()
-        except DatabaseError:
-            messages.warning(request, "The usage rollup's lag could not be measured just now.")
-            return
-        if lag.lagging:
-            messages.warning(request, lag.describe())
+        for warning in lag_warnings(request):
+            messages.warning(request, warning)
 
     def changelist_view(self, request, extra_context=None):
         self._warn_if_lagging(request)
@@ -64,74 +65,75 @@ class MeterReportInline(ReadOnlyInline):
     ordering = ["-created_at", "-id"]
 
 
-@admin.register(Organization)
-class UsageOrganizationAdmin(RollupLagWarning, BillingOrganizationAdmin):
-    readonly_fields = [
-        *BillingOrganizationAdmin.readonly_fields,
-        "usage_chart",
-        "usage_last_30_days",
-        "meter_parity",
-    ]
-    fields = [*BillingOrganizationAdmin.fields, "usage_chart", "usage_last_30_days", "meter_parity"]
-    inlines = [*BillingOrganizationAdmin.inlines, MeterReportInline]
+@admin.display(description="Credits per day, last 30 days")
+def usage_chart(org):
+    today = timezone.now().date()
+    rows = (
+        UsageBucket.objects.filter(org=org, hour__gte=timezone.now() - timedelta(days=30))
+        .annotate(day=TruncDate("hour", tzinfo=UTC))
+        .values("day", "product__slug", "metric")
+        .annotate(cost=Sum("cost"))
+    )
+    return daily_usage_svg(
+        [{"day": r["day"], "label": f"{r['product__slug']}:{r['metric']}", "cost": r["cost"]} for r in rows],
+        days=30,
+        today=today,
+    )
 
-    @admin.display(description="Credits per day, last 30 days")
-    def usage_chart(self, org):
-        today = timezone.now().date()
-        rows = (
-            UsageBucket.objects.filter(org=org, hour__gte=timezone.now() - timedelta(days=30))
-            .annotate(day=TruncDate("hour", tzinfo=UTC))
-            .values("day", "product__slug", "metric")
-            .annotate(cost=Sum("cost"))
-        )
-        return daily_usage_svg(
-            [
-                {"day": r["day"], "label": f"{r['product__slug']}:{r['metric']}", "cost": r["cost"]}
-                for r in rows
-            ],
-            days=30,
-            today=today,
-        )
 
-    @admin.display(description="Meter parity (latest check)")
-    def meter_parity(self, org):
-        check = MeterParity.objects.filter(org=org).first()
-        if check is None:
-            return "Not checked yet."
-        stripe_total = "—" if check.stripe_total is None else check.stripe_total
-        return format_html(
-            "{} · events {} · buckets {} · reported {} · Stripe {} · {}",
-            f"{check.checked_at:%Y-%m-%d %H:%M}",
-            check.events_total,
-            check.buckets_total,
-            check.reported_total,
-            stripe_total,
-            format_html(
-                "<strong style='color:#ba2121'>drift: {}</strong>",
-                ", ".join(check.details.get("problems", [])),
-            )
-            if check.drift
-            else "no drift",
+@admin.display(description="Meter parity (latest check)")
+def meter_parity(org):
+    check = MeterParity.objects.filter(org=org).first()
+    if check is None:
+        return "Not checked yet."
+    stripe_total = "—" if check.stripe_total is None else check.stripe_total
+    return format_html(
+        "{} · events {} · buckets {} · reported {} · Stripe {} · {}",
+        f"{check.checked_at:%Y-%m-%d %H:%M}",
+        check.events_total,
+        check.buckets_total,
+        check.reported_total,
+        stripe_total,
+        format_html(
+            "<strong style='color:#ba2121'>drift: {}</strong>",
+            ", ".join(check.details.get("problems", [])),
         )
+        if check.drift
+        else "no drift",
+    )
 
-    @admin.display(description="Usage, last 30 days")
-    def usage_last_30_days(self, org):
-        rows = (
-            UsageEvent.objects.filter(org=org, occurred_at__gte=timezone.now() - timedelta(days=30))
-            .values("product__slug", "metric")
-            .annotate(quantity=Sum("quantity"), cost=Sum("cost"), overage=Sum("overage"))
-            .order_by("product__slug", "metric")
+
+@admin.display(description="Usage, last 30 days")
+def usage_last_30_days(org):
+    rows = (
+        UsageEvent.objects.filter(org=org, occurred_at__gte=timezone.now() - timedelta(days=30))
+        .values("product__slug", "metric")
+        .annotate(quantity=Sum("quantity"), cost=Sum("cost"), overage=Sum("overage"))
+        .order_by("product__slug", "metric")
+    )
+    if not rows:
+        return "No usage."
+    return format_html(
+        "<table><tr><th>product</th><th>metric</th><th>quantity</th><th>credits</th><th>overage</th></tr>{}</table>",
+        format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ((r["product__slug"], r["metric"], r["quantity"], r["cost"], r["overage"]) for r in rows),
+        ),
+    )
+
+
+def register_sections() -> None:
+    """Called from UsageConfig.ready."""
+    organization_page.add(
+        Section(
+            "usage",
+            order=40,
+            inlines=(MeterReportInline,),
+            fields=(usage_chart, usage_last_30_days, meter_parity),
+            warnings=lag_warnings,
         )
-        if not rows:
-            return "No usage."
-        return format_html(
-            "<table><tr><th>product</th><th>metric</th><th>quantity</th><th>credits</th><th>overage</th></tr>{}</table>",
-            format_html_join(
-                "",
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                ((r["product__slug"], r["metric"], r["quantity"], r["cost"], r["overage"]) for r in rows),
-            ),
-        )
+    )
 
 
 @admin.register(UsageEvent)

@@ -1,4 +1,5 @@
-"""The org page as billing extends it: billing account, credits, soft delete with the billing check."""
+"""billing's sections of the organization's admin page: the account, credits, invoices, suspension,
+soft delete with the billing check, and opening an org (with its account) from the admin."""
 
 from django import forms
 from django.conf import settings
@@ -24,7 +25,7 @@ from billing.services.payments import resync_org_from_stripe
 from billing.services.suspensions import lift_suspension, suspend_organization
 from core.admin.actions import ActionForm, ObjectAction, ReasonForm
 from core.admin.readonly import ReadOnlyInline
-from orgs.admin.organizations import OrganizationAdmin
+from core.admin.sections import Creation, Section, organization_page
 from orgs.models import Organization
 from orgs.services.audit import Actor
 
@@ -145,143 +146,146 @@ def _soft_delete(request, org, data):
     return f"{org.name} was soft-deleted; it can be restored from this page."
 
 
-admin.site.unregister(Organization)
+@admin.display(ordering="billing_account__plan__name")
+def plan(org):
+    return org.billing_account.plan.name
 
 
-@admin.register(Organization)
-class BillingOrganizationAdmin(OrganizationAdmin):
-    inlines = [
-        BillingAccountInline,
-        *OrganizationAdmin.inlines[:2],
-        LiveGrantInline,
-        ActiveHoldInline,
-        LedgerInline,
-        *OrganizationAdmin.inlines[2:],
+@admin.display(ordering="billing_account__payment_status")
+def payment_status(org):
+    return org.billing_account.get_payment_status_display()
+
+
+@admin.display(description="Credits")
+def credits(org):
+    available, posted = balances(org)
+    drift = LedgerDrift.objects.filter(org=org).first()
+    return format_html(
+        "available <strong>{}</strong> · posted {}{}",
+        available,
+        posted,
+        format_html(" · <span style='color:#ba2121'>ledger drift found {}</span>", drift.found_at)
+        if drift
+        else "",
+    )
+
+
+@admin.display(description="Invoices (Stripe)")
+def invoices(org):
+    from djstripe.models import Invoice
+
+    rows = Invoice.objects.filter(customer__subscriber=org).order_by("-created")[:24]
+    if not rows:
+        return "No invoices."
+    kinds = dict(InvoiceRecord.objects.filter(org=org).values_list("invoice_id", "kind"))
+    return format_html(
+        "<table><tr><th>invoice</th><th>kind</th><th>status</th><th>amount due</th><th>paid</th>"
+        "<th>created</th><th>due</th></tr>{}</table>",
+        format_html_join(
+            "",
+            "<tr><td><a href='{}'>{}</a></td>" + "<td>{}</td>" * 6 + "</tr>",
+            (_invoice_row(invoice, kinds) for invoice in rows),
+        ),
+    )
+
+
+def _invoice_row(invoice, kinds: dict) -> tuple:
+    data = invoice.stripe_data
+    return (
+        reverse("admin:djstripe_invoice_change", args=[invoice.djstripe_id]),
+        data.get("number") or invoice.id,
+        kinds.get(invoice.id, "not seen yet"),
+        data.get("status", ""),
+        _money(data.get("amount_due"), data.get("currency")),
+        _money(data.get("amount_paid"), data.get("currency")),
+        f"{invoice.created:%Y-%m-%d}" if invoice.created else "",
+        _date(data.get("due_date")),
+    )
+
+
+def _account_actions() -> list[ObjectAction]:
+    return [
+        ObjectAction(
+            "suspend",
+            "Suspend",
+            SuspendForm,
+            "billing.suspend_organization",
+            _suspend,
+            applies=lambda org: org.billing_account.suspension_source != "manual",
+        ),
+        ObjectAction(
+            "lift-suspension",
+            "Lift suspension",
+            ReasonForm,
+            "billing.suspend_organization",
+            _lift,
+            applies=lambda org: org.billing_account.suspended_at is not None,
+        ),
+        ObjectAction("resync", "Resync from Stripe", ActionForm, "billing.resync_from_stripe", _resync),
+        ObjectAction(
+            "soft-delete",
+            "Soft-delete",
+            ReasonForm,
+            "orgs.soft_delete_organization",
+            _soft_delete,
+            applies=lambda org: org.deleted_at is None,
+        ),
     ]
-    list_display = [*OrganizationAdmin.list_display, "plan", "payment_status"]
-    list_select_related = ["billing_account__plan"]
-    readonly_fields = [*OrganizationAdmin.readonly_fields, "credits", "invoices"]
-    fields = [*OrganizationAdmin.fields, "credits", "invoices"]
 
-    @admin.display(ordering="billing_account__plan__name")
-    def plan(self, org):
-        return org.billing_account.plan.name
 
-    @admin.display(ordering="billing_account__payment_status")
-    def payment_status(self, org):
-        return org.billing_account.get_payment_status_display()
+def _credit_actions() -> list[ObjectAction]:
+    limit = settings.SUPPORT_CREDIT_GRANT_LIMIT
+    return [
+        ObjectAction(
+            "grant-credits",
+            f"Grant credits (Support: up to {limit})",
+            GrantCreditsForm,
+            "billing.grant_credits",
+            _grant,
+        ),
+    ]
 
-    @admin.display(description="Credits")
-    def credits(self, org):
-        available, posted = balances(org)
-        drift = LedgerDrift.objects.filter(org=org).first()
-        return format_html(
-            "available <strong>{}</strong> · posted {}{}",
-            available,
-            posted,
-            format_html(" · <span style='color:#ba2121'>ledger drift found {}</span>", drift.found_at)
-            if drift
-            else "",
+
+def _open(request, data: dict) -> Organization:
+    return open_organization(
+        name=data["name"],
+        billing_email=data["billing_email"],
+        slug=data["slug"],
+        personal=data["personal"],
+        owner_user_id=data["owner_user_id"] or None,
+        owner_email=data["owner_email"],
+        actor=Actor.staff(request.user),
+    )
+
+
+def register_sections() -> None:
+    """Called from BillingConfig.ready."""
+    organization_page.add(
+        Section(
+            "billing-account",
+            order=10,
+            inlines=(BillingAccountInline,),
+            fields=(credits, invoices),
+            columns=(plan, payment_status),
+            select_related=("billing_account__plan",),
+            actions=_account_actions,
         )
-
-    @admin.display(description="Invoices (Stripe)")
-    def invoices(self, org):
-        from djstripe.models import Invoice
-
-        rows = Invoice.objects.filter(customer__subscriber=org).order_by("-created")[:24]
-        if not rows:
-            return "No invoices."
-        kinds = dict(InvoiceRecord.objects.filter(org=org).values_list("invoice_id", "kind"))
-        return format_html(
-            "<table><tr><th>invoice</th><th>kind</th><th>status</th><th>amount due</th><th>paid</th>"
-            "<th>created</th><th>due</th></tr>{}</table>",
-            format_html_join(
-                "",
-                "<tr><td><a href='{}'>{}</a></td>" + "<td>{}</td>" * 6 + "</tr>",
-                (
-                    (
-                        reverse("admin:djstripe_invoice_change", args=[invoice.djstripe_id]),
-                        invoice.stripe_data.get("number") or invoice.id,
-                        kinds.get(invoice.id, "not seen yet"),
-                        invoice.stripe_data.get("status", ""),
-                        _money(invoice.stripe_data.get("amount_due"), invoice.stripe_data.get("currency")),
-                        _money(invoice.stripe_data.get("amount_paid"), invoice.stripe_data.get("currency")),
-                        f"{invoice.created:%Y-%m-%d}" if invoice.created else "",
-                        _date(invoice.stripe_data.get("due_date")),
-                    )
-                    for invoice in rows
-                ),
-            ),
+    )
+    organization_page.add(
+        Section(
+            "credits",
+            order=30,
+            inlines=(LiveGrantInline, ActiveHoldInline, LedgerInline),
+            actions=_credit_actions,
         )
-
-    def get_object_actions(self):
-        limit = settings.SUPPORT_CREDIT_GRANT_LIMIT
-        return [
-            *super().get_object_actions(),
-            ObjectAction(
-                "grant-credits",
-                f"Grant credits (Support: up to {limit})",
-                GrantCreditsForm,
-                "billing.grant_credits",
-                _grant,
-            ),
-            ObjectAction(
-                "suspend",
-                "Suspend",
-                SuspendForm,
-                "billing.suspend_organization",
-                _suspend,
-                applies=lambda org: org.billing_account.suspension_source != "manual",
-            ),
-            ObjectAction(
-                "lift-suspension",
-                "Lift suspension",
-                ReasonForm,
-                "billing.suspend_organization",
-                _lift,
-                applies=lambda org: org.billing_account.suspended_at is not None,
-            ),
-            ObjectAction("resync", "Resync from Stripe", ActionForm, "billing.resync_from_stripe", _resync),
-            ObjectAction(
-                "soft-delete",
-                "Soft-delete",
-                ReasonForm,
-                "orgs.soft_delete_organization",
-                _soft_delete,
-                applies=lambda org: org.deleted_at is None,
-            ),
-        ]
-
-    def has_add_permission(self, request):
-        return request.user.has_perm("orgs.add_organization")
-
-    def get_form(self, request, obj=None, **kwargs):
-        if obj is None:
-            kwargs["form"] = OpenOrganizationForm
-        return super().get_form(request, obj, **kwargs)
-
-    def get_fields(self, request, obj=None):
-        if obj is None:
-            return ["name", "slug", "billing_email", "personal", "owner_user_id", "owner_email"]
-        return super().get_fields(request, obj)
-
-    def get_readonly_fields(self, request, obj=None):
-        return super().get_readonly_fields(request, obj) if obj is not None else []
-
-    def save_model(self, request, obj, form, change):
-        if change:
-            return super().save_model(request, obj, form, change)
-        data = form.cleaned_data
-        org = open_organization(
-            name=data["name"],
-            billing_email=data["billing_email"],
-            slug=data["slug"],
-            personal=data["personal"],
-            owner_user_id=data["owner_user_id"] or None,
-            owner_email=data["owner_email"],
-            actor=Actor.staff(request.user),
+    )
+    organization_page.creation.provide(
+        Creation(
+            form=OpenOrganizationForm,
+            fields=("name", "slug", "billing_email", "personal", "owner_user_id", "owner_email"),
+            create=_open,
         )
-        obj.pk = org.pk  # the admin redirects to the new org's page
+    )
 
 
 def _money(cents, currency) -> str:

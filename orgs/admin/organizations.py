@@ -1,18 +1,20 @@
-from django import forms
-from django.contrib import admin
-from django.db.models import Q
-from django.urls import reverse
-from django.utils import timezone
-from django.utils.html import format_html
+"""The organization's admin page. Its sections (members, billing, credits, usage, …) come from the
+apps that own them, through core.admin.sections.organization_page, in their registered order."""
 
-from core.admin.actions import ActionForm, ObjectAction, ObjectActionsMixin, ReasonForm
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest, HttpResponse
+
+from core.admin.actions import ObjectAction, ObjectActionsMixin
 from core.admin.history import HistoryAdmin
-from core.admin.readonly import ReadOnlyInline
-from orgs.models import AuditEntry, Invitation, Membership, Organization, Role
+from core.admin.sections import organization_page
+from orgs.models import Membership, Organization
 from orgs.services.audit import Actor
-from orgs.services.invitations import create_invitation, resend_invitation, revoke_invitation
-from orgs.services.memberships import remove_membership, upsert_membership
-from orgs.services.organizations import restore_organization, update_organization
+from orgs.services.organizations import update_organization
+
+PAGE = organization_page
 
 
 class LiveFilter(admin.SimpleListFilter):
@@ -28,140 +30,6 @@ class LiveFilter(admin.SimpleListFilter):
         if self.value() == "deleted":
             return queryset.filter(deleted_at__isnull=False)
         return queryset
-
-
-class MembershipInline(ReadOnlyInline):
-    model = Membership
-    fields = ["user_id", "role", "email", "joined_at", "product", "manage"]
-    readonly_fields = fields
-
-    @admin.display(description="")
-    def manage(self, membership):
-        url = reverse("admin:orgs_organization_act", args=[membership.org_id, "remove-member"])
-        return format_html('<a href="{}?user_id={}">remove…</a>', url, membership.user_id)
-
-
-class InvitationInline(ReadOnlyInline):
-    model = Invitation
-    fields = ["email", "role", "state", "created_at", "expires_at", "accepted_by", "manage"]
-    readonly_fields = fields
-
-    @admin.display
-    def state(self, invitation):
-        return invitation.state_at(timezone.now()).label
-
-    @admin.display(description="")
-    def manage(self, invitation):
-        if invitation.accepted_at or invitation.revoked_at:
-            return ""
-        base = reverse("admin:orgs_organization_act", args=[invitation.org_id, "resend-invitation"])
-        revoke = reverse("admin:orgs_organization_act", args=[invitation.org_id, "revoke-invitation"])
-        return format_html(
-            '<a href="{}?invitation={}">resend…</a> · <a href="{}?invitation={}">revoke…</a>',
-            base,
-            invitation.pk,
-            revoke,
-            invitation.pk,
-        )
-
-
-class RecentAuditInline(ReadOnlyInline):
-    """The latest changes; the whole trail is one click away in the audit log."""
-
-    model = AuditEntry
-    fk_name = "org"
-    limit = 50
-    verbose_name_plural = "Recent audit entries (latest 50; the audit log has them all)"
-    fields = ["created_at", "actor", "action", "reason", "before", "after"]
-    readonly_fields = fields
-    ordering = ["-created_at", "-id"]
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("actor_user", "actor_product")
-
-    @admin.display
-    def actor(self, entry):
-        return f"{entry.actor_type}: {entry.actor_label}"
-
-
-# --- Forms for the object actions -------------------------------------------------------------
-
-
-class UpsertMemberForm(ActionForm):
-    user_id = forms.CharField(max_length=128, strip=False)
-    role = forms.ChoiceField(choices=Role.choices)
-    email = forms.EmailField(required=False)
-
-
-class RemoveMemberForm(ReasonForm):
-    user_id = forms.CharField(max_length=128, strip=False)
-    field_order = ["user_id", "reason"]
-
-
-class InviteForm(ActionForm):
-    email = forms.EmailField()
-    role = forms.ChoiceField(choices=Role.choices)
-
-
-class InvitationChoiceForm(ActionForm):
-    invitation = forms.ModelChoiceField(queryset=Invitation.objects.none())
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        now = timezone.now()
-        choices = Invitation.objects.filter(org=self.obj, accepted_at__isnull=True, revoked_at__isnull=True)
-        self.fields["invitation"].queryset = choices
-        self.fields["invitation"].label_from_instance = (
-            lambda inv: f"{inv.email} as {inv.role} ({inv.state_at(now).label})"
-        )
-
-
-class RevokeInvitationForm(InvitationChoiceForm, ReasonForm):
-    field_order = ["invitation", "reason"]
-
-
-def _staff(request) -> Actor:
-    return Actor.staff(request.user)
-
-
-def _upsert_member(request, org, data):
-    membership, created = upsert_membership(
-        org=org,
-        user_id=data["user_id"],
-        role=data["role"],
-        email=data["email"] or None,
-        actor=_staff(request),
-    )
-    return f"{membership.user_id} is now {'a new' if created else 'an'} {membership.role} member."
-
-
-def _remove_member(request, org, data):
-    remove_membership(org=org, user_id=data["user_id"], actor=_staff(request), reason=data["reason"])
-    return f"{data['user_id']} was removed."
-
-
-def _invite(request, org, data):
-    invitation, token = create_invitation(
-        org=org, email=data["email"], role=data["role"], actor=_staff(request)
-    )
-    return f"Invitation for {invitation.email} created. Its token, shown only now: {token}"
-
-
-def _resend(request, org, data):
-    invitation, token = resend_invitation(invitation=data["invitation"], actor=_staff(request))
-    return f"Invitation re-sent to {invitation.email} with a new token (shown only now): {token}"
-
-
-def _revoke(request, org, data):
-    invitation = revoke_invitation(
-        invitation=data["invitation"], actor=_staff(request), reason=data["reason"]
-    )
-    return f"Invitation for {invitation.email} revoked."
-
-
-def _restore(request, org, data):
-    restore_organization(org=org, actor=_staff(request), reason=data["reason"])
-    return f"{org.name} was restored."
 
 
 @admin.register(Organization)
@@ -181,7 +49,6 @@ class OrganizationAdmin(ObjectActionsMixin, HistoryAdmin):
         "updated_at",
         "deleted_at",
     ]
-    inlines = [MembershipInline, InvitationInline, RecentAuditInline]
     show_full_result_count = False
     list_per_page = 50
 
@@ -189,7 +56,48 @@ class OrganizationAdmin(ObjectActionsMixin, HistoryAdmin):
     def live(self, org):
         return org.deleted_at is None
 
-    def get_search_results(self, request, queryset, search_term):
+    # --- The sections other apps contribute ------------------------------------------------------
+
+    def get_list_display(self, request: HttpRequest) -> list[Any]:
+        return [*self.list_display, *PAGE.columns()]
+
+    def get_list_select_related(self, request: HttpRequest) -> list[str]:
+        return PAGE.select_related()
+
+    def get_inlines(self, request: HttpRequest, obj: Organization | None) -> list[Any]:
+        return PAGE.inlines() if obj is not None else []
+
+    def get_fields(self, request: HttpRequest, obj: Organization | None = None) -> list[Any]:
+        if obj is None:
+            return list(PAGE.creation.get().fields)
+        return [*self.fields, *PAGE.fields()]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Organization | None = None) -> list[Any]:
+        return [*self.readonly_fields, *PAGE.fields()] if obj is not None else []
+
+    def get_object_actions(self) -> list[ObjectAction]:
+        return PAGE.actions()
+
+    def _warn(self, request: HttpRequest) -> None:
+        for warning in PAGE.warnings(request):
+            messages.warning(request, warning)
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        self._warn(request)
+        return super().changelist_view(request, extra_context)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        if request.method == "GET":
+            self._warn(request)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    # --- Search, creation, edits ----------------------------------------------------------------
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Organization], search_term: str
+    ) -> tuple[QuerySet[Organization], bool]:
         term = search_term.strip()
         if not term:
             return queryset, False
@@ -201,56 +109,32 @@ class OrganizationAdmin(ObjectActionsMixin, HistoryAdmin):
             match |= Q(billing_email__iexact=term) | Q(pk__in=members)
         return queryset.filter(match), False
 
-    def get_object_actions(self):
-        return [
-            ObjectAction(
-                "upsert-member",
-                "Add or change member",
-                UpsertMemberForm,
-                "orgs.change_membership",
-                _upsert_member,
-            ),
-            ObjectAction(
-                "remove-member", "Remove member", RemoveMemberForm, "orgs.delete_membership", _remove_member
-            ),
-            ObjectAction("invite", "Invite", InviteForm, "orgs.add_invitation", _invite, message_level=30),
-            ObjectAction(
-                "resend-invitation",
-                "Resend invitation",
-                InvitationChoiceForm,
-                "orgs.resend_invitation",
-                _resend,
-                message_level=30,
-            ),
-            ObjectAction(
-                "revoke-invitation",
-                "Revoke invitation",
-                RevokeInvitationForm,
-                "orgs.revoke_invitation",
-                _revoke,
-            ),
-            ObjectAction(
-                "restore",
-                "Restore",
-                ReasonForm,
-                "orgs.soft_delete_organization",
-                _restore,
-                applies=lambda org: org.deleted_at is not None,
-            ),
-        ]
-
-    def has_add_permission(self, request):
-        return False  # billing's admin opens orgs through open_organization
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # Opened through the service the app that owns an org's creation provides (billing's
+        # open_organization: the org with its account), never as a bare row.
+        try:
+            PAGE.creation.get()
+        except LookupError:
+            return False
+        return request.user.has_perm("orgs.add_organization")
 
     def has_delete_permission(self, request, obj=None):
         return False  # never deleted: soft delete is an action with a reason
 
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            kwargs["form"] = PAGE.creation.get().form
+        return super().get_form(request, obj, **kwargs)
+
     def save_model(self, request, obj, form, change):
+        if not change:
+            obj.pk = PAGE.creation.get().create(request, form.cleaned_data).pk  # the admin redirects to it
+            return
         update_organization(
             org=obj,
             name=obj.name,
             billing_email=obj.billing_email,
             slug=obj.slug,
             personal=obj.personal,
-            actor=_staff(request),
+            actor=Actor.staff(request.user),
         )

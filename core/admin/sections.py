@@ -1,0 +1,82 @@
+"""An admin page assembled from sections that several apps contribute (the organization's page).
+
+Each app registers its sections in its AppConfig.ready; the page orders them by their `order`
+(never by INSTALLED_APPS), so an app above contributes to a page below without subclassing its admin
+or unregistering it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.contrib.admin.options import InlineModelAdmin
+from django.db.models import Model
+from django.forms import ModelForm
+from django.http import HttpRequest
+
+from core.admin.actions import ObjectAction
+from core.registries import Slot
+
+# A value shown on the page: a function of the object, labelled with @admin.display.
+Display = Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class Section:
+    key: str
+    order: int  # the position on the page: lower first
+    inlines: tuple[type[InlineModelAdmin], ...] = ()
+    fields: tuple[Display, ...] = ()  # read-only values on the change page
+    columns: tuple[Display, ...] = ()  # columns of the list
+    select_related: tuple[str, ...] = ()  # what the list's columns read
+    actions: Callable[[], Sequence[ObjectAction]] = tuple
+    # Messages for staff on the list and change pages (say, data behind that the page shows).
+    warnings: Callable[[HttpRequest], Sequence[str]] = field(default=lambda request: ())
+
+
+@dataclass(frozen=True)
+class Creation:
+    """How staff create the object from the admin: the form, its fields, and the service to call."""
+
+    form: type[ModelForm[Any]]
+    fields: tuple[str, ...]
+    create: Callable[[HttpRequest, dict[str, Any]], Model]
+
+
+class AdminPage:
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self._sections: dict[str, Section] = {}
+        self.creation: Slot[Creation] = Slot(f"the creation of {what}")
+
+    def add(self, section: Section) -> None:
+        known = self._sections.get(section.key)
+        if known is not None and known != section:
+            raise RuntimeError(f"Two sections {section.key!r} on {self.what}.")
+        self._sections[section.key] = section
+
+    def sections(self) -> list[Section]:
+        return sorted(self._sections.values(), key=lambda s: (s.order, s.key))
+
+    def inlines(self) -> list[type[InlineModelAdmin]]:
+        return [inline for section in self.sections() for inline in section.inlines]
+
+    def fields(self) -> list[Display]:
+        return [value for section in self.sections() for value in section.fields]
+
+    def columns(self) -> list[Display]:
+        return [value for section in self.sections() for value in section.columns]
+
+    def select_related(self) -> list[str]:
+        return [name for section in self.sections() for name in section.select_related]
+
+    def actions(self) -> list[ObjectAction]:
+        return [action for section in self.sections() for action in section.actions()]
+
+    def warnings(self, request: HttpRequest) -> list[str]:
+        return [text for section in self.sections() for text in section.warnings(request)]
+
+
+organization_page = AdminPage("the organization's admin page")
