@@ -6,20 +6,25 @@ from billing.ids import new_grant_id, new_hold_id
 from orgs.models import AuditEntry, Organization
 
 
-class PlanName(models.TextChoices):
-    FREE = "free"
-    PRO = "pro"
-    TEAM = "team"
+class PlanQuerySet(models.QuerySet["Plan"]):
+    def paid(self) -> "PlanQuerySet":
+        """The plans an org subscribes to through Stripe: those with a monthly price."""
+        return self.filter(monthly_price_cents__gt=0)
 
-
-# "The highest plan found": team > pro > free.
-PLAN_RANK = {PlanName.FREE: 0, PlanName.PRO: 1, PlanName.TEAM: 2}
+    def default(self) -> "Plan":
+        """The plan of an org without a subscription (and the allowance plan while a payment is due)."""
+        return self.get(is_default=True)
 
 
 class Plan(models.Model):
-    """One row per allowed plan; its terms come from the catalog (load_catalog)."""
+    """One row per plan of the catalog (load_catalog): the allowlist of plan names is this table, and
+    every plan an org, a checkout or a claim refers to is a foreign key to it."""
 
-    name = models.CharField(max_length=16, choices=PlanName.choices, unique=True)
+    name = models.SlugField(max_length=32, unique=True)
+    # "The highest plan found" among an org's subscriptions is the one of highest rank.
+    rank = models.IntegerField(unique=True)
+    # The plan an org without a subscription is on (one plan at most: plan_one_default).
+    is_default = models.BooleanField(default=False)
     monthly_credits = models.DecimalField(max_digits=20, decimal_places=6, default=0)
     # None means unlimited seats.
     seat_limit = models.PositiveIntegerField(null=True, blank=True)
@@ -35,9 +40,14 @@ class Plan(models.Model):
     stripe_overage_price_id = models.CharField(max_length=255, blank=True)
     history = HistoricalRecords()
 
+    objects = PlanQuerySet.as_manager()
+
     class Meta:
+        ordering = ["rank"]
         constraints = [
-            models.CheckConstraint(condition=Q(name__in=PlanName.values), name="plan_name_in_allowlist"),
+            models.UniqueConstraint(
+                fields=["is_default"], condition=Q(is_default=True), name="plan_one_default"
+            ),
         ]
 
     def __str__(self):
@@ -368,7 +378,6 @@ class CheckoutStatus(models.TextChoices):
     OPEN = "open"
     COMPLETE = "complete"
     EXPIRED = "expired"
-    FAILED = "failed"
 
 
 class CheckoutSession(models.Model):

@@ -26,7 +26,6 @@ from billing.models import (
     MetricPrice,
     PaymentStatus,
     Plan,
-    PlanName,
 )
 from billing.periods import month_of
 from billing.pricing import PriceBook, PriceVersion
@@ -71,20 +70,25 @@ class AllowanceDue:
     plan_claimed: bool
 
 
-def allowance_plan(account: BillingAccount, *, free: Plan | None = None) -> Plan:
-    """The plan whose allowance the org receives: its own, or the free plan's while a payment is due
-    (past_due, and blocked, which is worse)."""
+def default_plan() -> Plan:
+    """The plan of an org without a subscription (the catalog's `default = true`; `free` by default)."""
+    return Plan.objects.default()
+
+
+def allowance_plan(account: BillingAccount, *, default: Plan | None = None) -> Plan:
+    """The plan whose allowance the org receives: its own, or the default plan's while a payment is
+    due (past_due, and blocked, which is worse)."""
     if account.payment_status != PaymentStatus.OK:
-        return free or Plan.objects.get(name=PlanName.FREE)
+        return default or default_plan()
     return account.plan
 
 
 def allowances_due(org_ids, *, now: datetime) -> dict[int, AllowanceDue]:
     """For each org, the allowance its month (of `now`) still owes it; three queries at most."""
     accounts = list(BillingAccount.objects.filter(org_id__in=org_ids).select_related("plan"))
-    free = None
+    default = None
     if any(account.payment_status != PaymentStatus.OK for account in accounts):
-        free = Plan.objects.get(name=PlanName.FREE)
+        default = default_plan()
     claimed: dict[int, Decimal] = {}
     claimed_plans: set[tuple[int, int]] = set()
     granted = AllowanceClaim.objects.filter(
@@ -95,7 +99,7 @@ def allowances_due(org_ids, *, now: datetime) -> dict[int, AllowanceDue]:
         claimed_plans.add((org_id, plan_id))
     due = {}
     for account in accounts:
-        plan = allowance_plan(account, free=free)
+        plan = allowance_plan(account, default=default)
         plan_claimed = (account.org_id, plan.pk) in claimed_plans
         top_up = allowance_top_up(
             plan_credits=plan.monthly_credits,
@@ -143,7 +147,7 @@ JOIN billing_billingaccount a ON a.org_id = o.id
 JOIN billing_plan p ON p.id = a.plan_id
 -- The plan whose allowance the org receives (billing.selectors.allowance_plan).
 JOIN billing_plan ap ON ap.id = CASE WHEN a.payment_status = 'ok' THEN a.plan_id
-                                     ELSE (SELECT fp.id FROM billing_plan fp WHERE fp.name = 'free') END
+                                     ELSE (SELECT dp.id FROM billing_plan dp WHERE dp.is_default) END
 JOIN billing_creditbalance b ON b.org_id = o.id
 LEFT JOIN (
     SELECT mt.id AS metric_id, mp.credits_per_unit

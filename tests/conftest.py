@@ -9,7 +9,6 @@ from django.conf import settings
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from billing.defaults import create_default_plans
 from billing.models import AllowanceClaim, BillingAccount, ClaimStatus, Plan
 from billing.periods import month_of
 from billing.selectors import allowance_plan
@@ -74,8 +73,8 @@ hypothesis.settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def load_reference_data():
-    """What the data migrations load (plans, staff groups); idempotent."""
-    create_default_plans(django_apps)
+    """What the data migrations load (plans: the test catalog's; staff groups); idempotent."""
+    load_catalog({"plans": TEST_CATALOG["plans"]})
     sync_staff_groups(django_apps)
 
 

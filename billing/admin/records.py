@@ -26,7 +26,15 @@ from core.admin.readonly import ReadOnlyAdmin
 class PlanAdmin(ReadOnlyAdmin, HistoryAdmin):
     """Plans come from the catalog (load_catalog): read here, changed there."""
 
-    list_display = ["name", "monthly_credits", "seat_limit", "overage_allowed", "monthly_price_cents"]
+    list_display = [
+        "name",
+        "rank",
+        "is_default",
+        "monthly_credits",
+        "seat_limit",
+        "overage_allowed",
+        "monthly_price_cents",
+    ]
 
 
 class MetricPriceInline(admin.TabularInline):

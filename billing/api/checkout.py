@@ -5,7 +5,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing.models import PlanName
+from billing.models import Plan
 from billing.services.checkout import start_checkout
 from core.api.parsing import StrictSerializer, UserIdField, parse_body
 from core.api.schema import errors
@@ -15,10 +15,19 @@ from orgs.services.audit import Actor
 
 class CheckoutSessionView(APIView):
     class CreateCheckoutSerializer(StrictSerializer):
-        plan = serializers.ChoiceField(choices=[PlanName.PRO, PlanName.TEAM])
+        plan = serializers.CharField(
+            max_length=32, help_text="A paid plan of the catalog (one with a price)."
+        )
         success_url = serializers.URLField(max_length=2000)
         cancel_url = serializers.URLField(max_length=2000)
         user_id = UserIdField()
+
+        def validate_plan(self, value: str) -> str:
+            # The catalog's paid plans, read now: a plan added by load_catalog is sold at once.
+            paid = sorted(Plan.objects.paid().values_list("name", flat=True))
+            if value not in paid:
+                raise serializers.ValidationError(f"One of the catalog's paid plans: {', '.join(paid)}.")
+            return value
 
     class CheckoutCreatedSerializer(serializers.Serializer):
         id = serializers.CharField(help_text="The Stripe Checkout session id (cs_…).")

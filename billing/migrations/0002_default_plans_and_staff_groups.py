@@ -1,7 +1,22 @@
+from decimal import Decimal
+
 from django.db import migrations
 
-from billing.defaults import create_default_plans
 from orgs.staff import sync_staff_groups
+
+# The plans every database starts with, as data; the catalog (load_catalog) changes them and adds
+# more. Ranks and the default plan came later (0008_plans_are_data).
+DEFAULT_PLANS = {
+    "free": {"monthly_credits": Decimal("1000"), "seat_limit": 3, "overage_allowed": False},
+    "pro": {"monthly_credits": Decimal("20000"), "seat_limit": 20, "overage_allowed": True},
+    "team": {"monthly_credits": Decimal("100000"), "seat_limit": None, "overage_allowed": True},
+}
+
+
+def create_default_plans(apps, schema_editor=None):
+    Plan = apps.get_model("billing", "Plan")
+    for name, terms in DEFAULT_PLANS.items():
+        Plan.objects.get_or_create(name=name, defaults=terms)
 
 
 class Migration(migrations.Migration):

@@ -4,7 +4,8 @@ from django.db import transaction
 from djstripe.models import Invoice, Subscription
 
 from billing.exceptions import OrgHasActiveBilling
-from billing.models import BillingAccount, CreditBalance, Plan, PlanName
+from billing.models import BillingAccount, CreditBalance
+from billing.selectors import default_plan
 from billing.services.allowances import grant_allowance
 from orgs.models import Organization, Role
 from orgs.services.audit import Actor
@@ -23,8 +24,8 @@ def open_organization(
     owner_email: str = "",
     actor: Actor,
 ) -> Organization:
-    """Create an org, its owner, its billing account (plan free, payment ok), its credit balance and
-    this month's free allowance, in one transaction.
+    """Create an org, its owner, its billing account (the default plan, payment ok), its credit balance
+    and this month's allowance, in one transaction.
 
     The one way to create an organization. Not idempotent: a taken slug raises SlugTaken.
     """
@@ -32,8 +33,7 @@ def open_organization(
         org = create_organization(
             name=name, billing_email=billing_email, slug=slug, personal=personal, actor=actor
         )
-        free = Plan.objects.get(name=PlanName.FREE)
-        BillingAccount.objects.create(org=org, plan=free)
+        BillingAccount.objects.create(org=org, plan=default_plan())
         CreditBalance.objects.create(org=org)
         grant_allowance(org_id=org.pk, actor=actor)
         if owner_user_id:

@@ -27,10 +27,9 @@ from billing.models import (
     CreditBalance,
     GrantType,
     Plan,
-    PlanName,
 )
 from billing.periods import month_end, month_of
-from billing.selectors import AllowanceDue, allowance_plan, allowances_due
+from billing.selectors import AllowanceDue, allowance_plan, allowances_due, default_plan
 from billing.services.ledger import OrgLedger, grant_snapshot, open_ledger
 from orgs.models import AuditCategory
 from orgs.services.audit import Actor, record_audit
@@ -136,11 +135,11 @@ def grant_monthly_allowances(*, now: datetime | None = None) -> dict:
             "org_id", "plan_id"
         )
     )
-    free = Plan.objects.get(name=PlanName.FREE)
+    default = default_plan()
     summary = {"month": f"{month:%Y-%m}", "granted": 0, "already_granted": 0, "failed": 0, "failed_orgs": []}
     accounts = BillingAccount.objects.filter(org__deleted_at__isnull=True).select_related("plan", "org")
     for account in accounts.order_by("org_id").iterator(chunk_size=2000):
-        plan = allowance_plan(account, free=free)
+        plan = allowance_plan(account, default=default)
         if (account.org_id, plan.pk) in granted_claims:
             summary["already_granted"] += 1
             continue

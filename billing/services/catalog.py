@@ -13,7 +13,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from billing.exceptions import InvalidProductTerms
-from billing.models import Metric, MetricPrice, Plan, PlanName
+from billing.models import Metric, MetricPrice
+from billing.services.catalog_plans import load_plans, parse_plans
 from billing.services.product_terms import clean_product_terms
 from orgs.models import Product
 
@@ -77,38 +78,7 @@ def _parse(document: dict) -> tuple[dict, dict]:
                 ),
             }
         products[slug] = {"terms": terms, "metrics": metrics}
-    plans = {}
-    for name, spec in (document.get("plans") or {}).items():
-        where = f"plans.{name}"
-        if name not in PlanName.values:
-            problems.append(f"{where}: plans are {', '.join(PlanName.values)} only")
-            continue
-        seats = spec.get("seats", "unlimited")
-        if seats != "unlimited" and (not isinstance(seats, int) or isinstance(seats, bool) or seats < 1):
-            problems.append(f'{where}.seats: a whole number ≥ 1, or "unlimited"')
-        overage = spec.get("overage", False)
-        if not isinstance(overage, bool):
-            problems.append(f"{where}.overage: true or false")
-        price_cents = spec.get("monthly_price_cents", 0)
-        if not isinstance(price_cents, int) or isinstance(price_cents, bool) or price_cents < 0:
-            problems.append(f"{where}.monthly_price_cents: a whole number of cents ≥ 0")
-        overage_price = spec.get("overage_cents_per_credit")
-        if overage and overage_price is None:
-            problems.append(f"{where}.overage_cents_per_credit: required when overage is true")
-        plans[name] = {
-            "monthly_credits": _decimal(
-                spec.get("monthly_credits", "0"), f"{where}.monthly_credits", problems
-            ),
-            "seat_limit": None if seats == "unlimited" else seats,
-            "overage_allowed": overage,
-            "monthly_price_cents": price_cents,
-            "currency": str(spec.get("currency", "usd")).lower(),
-            "overage_cents_per_credit": (
-                _decimal(overage_price, f"{where}.overage_cents_per_credit", problems)
-                if overage_price is not None
-                else None
-            ),
-        }
+    plans = parse_plans(document.get("plans") or {}, problems, _decimal)
     if problems:
         raise CatalogError(problems)
     return products, plans
@@ -147,10 +117,10 @@ def load_catalog(document: dict, *, now=None) -> dict:
                         effective_from=EPOCH if current is None else now,
                     )
                     changes["prices"].append(f"{slug}.{key}={metric_spec['credits_per_unit']}")
-        for name, terms in plans.items():
-            plan, created = Plan.objects.get_or_create(name=name, defaults=terms)
-            if created or _update(plan, **terms):
-                changes["plans"].append(name)
+        try:
+            changes["plans"] = load_plans(plans, _update)
+        except ValueError as conflicts:
+            raise CatalogError(conflicts.args[0]) from None
     return changes
 
 

@@ -63,7 +63,7 @@ def sync_stripe_catalog() -> dict:
     """
     meter, meter_created = ensure_meter()
     created = {"meter": meter.stripe_id if meter_created else None, "products": [], "prices": []}
-    for plan in Plan.objects.filter(monthly_price_cents__gt=0).order_by("name"):
+    for plan in Plan.objects.paid().order_by("name"):
         product_id, product_created = _ensure_product(plan)
         if product_created:
             created["products"].append(product_id)

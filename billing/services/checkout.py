@@ -42,7 +42,8 @@ def start_checkout(
     if role not in CHECKOUT_ROLES:
         raise InsufficientRole(details={"role": role})
     plan = Plan.objects.get(name=plan_name)
-    if not (plan.stripe_price_id and plan.stripe_overage_price_id):
+    # A plan without overage has no metered price: its monthly price alone is sold.
+    if not plan.stripe_price_id or (plan.overage_allowed and not plan.stripe_overage_price_id):
         raise StripeCatalogMissing(details={"plan": plan.name})
 
     with transaction.atomic():
@@ -101,7 +102,7 @@ def _open_session(
     session = CheckoutSession.objects.create(org=org, plan=plan, user_id=user_id)
     stripe_session = stripe_api.create_checkout_session(
         customer_id=customer_id,
-        prices=[plan.stripe_price_id, plan.stripe_overage_price_id],
+        prices=[plan.stripe_price_id, *([plan.stripe_overage_price_id] if plan.overage_allowed else [])],
         success_url=success_url,
         cancel_url=cancel_url,
         metadata={"org_id": org.public_id, "plan": plan.name, "checkout": str(session.pk)},

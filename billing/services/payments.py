@@ -16,7 +16,6 @@ from django.utils import timezone
 from billing import stripe_api
 from billing.exceptions import UnprocessableEvent
 from billing.models import (
-    PLAN_RANK,
     BillingAccount,
     FailureResolution,
     InvoiceKind,
@@ -24,8 +23,8 @@ from billing.models import (
     PaymentFailure,
     PaymentStatus,
     Plan,
-    PlanName,
 )
+from billing.selectors import default_plan
 from billing.services.allowances import grant_allowance
 from billing.services.ledger import open_ledger
 from billing.services.suspensions import lift_auto_suspension_if_reason_gone
@@ -290,8 +289,8 @@ def follow_payment_failures(org: Organization, subscription_id: str, *, reason: 
 
 
 def plan_for_subscriptions(subscriptions) -> Plan:
-    """The highest plan among the active and past_due subscriptions' prices (by their product), else
-    free. Metadata never decides it."""
+    """The plan of highest rank among the active and past_due subscriptions' prices (by their
+    product), else the default plan. Metadata never decides it."""
     plans_by_product = {plan.stripe_product_id: plan for plan in Plan.objects.exclude(stripe_product_id="")}
     found = [
         plans_by_product[item["price"]["product"]]
@@ -300,9 +299,7 @@ def plan_for_subscriptions(subscriptions) -> Plan:
         for item in subscription["items"]["data"]
         if item["price"]["product"] in plans_by_product
     ]
-    return max(found, key=lambda plan: PLAN_RANK[plan.name], default=None) or Plan.objects.get(
-        name=PlanName.FREE
-    )
+    return max(found, key=lambda plan: plan.rank, default=None) or default_plan()
 
 
 def sync_plan(*, org: Organization, actor: Actor) -> Plan:

@@ -49,9 +49,9 @@ def test_a_changed_price_is_a_new_version_from_now(db):
     assert [(v.credits_per_unit, v.effective_from) for v in versions] == [(D("2.5"), EPOCH), (D(3), now)]
 
 
-def test_plans_outside_the_allowlist_are_refused_and_nothing_is_written(db):
+def test_an_invalid_catalog_is_refused_whole_and_nothing_is_written(db):
     bad = copy.deepcopy(TEST_CATALOG)
-    bad["plans"]["enterprise"] = {"monthly_credits": "1", "seats": 1}
+    bad["plans"]["Enterprise plan"] = {"monthly_credits": "1", "seats": 1}
     bad["products"]["red"]["metrics"]["fix_run"]["credits_per_unit"] = "-1"
     bad["products"]["red"]["bill_from"] = "2026-12-01T00:30:00Z"
 
@@ -59,7 +59,7 @@ def test_plans_outside_the_allowlist_are_refused_and_nothing_is_written(db):
         load_catalog(bad)
 
     problems = " | ".join(raised.value.problems)
-    assert "plans.enterprise" in problems
+    assert "plans.Enterprise plan: a plan's name is a slug" in problems
     assert "fix_run.credits_per_unit" in problems
     assert "bill_from: must fall on a whole hour" in problems
     assert not Product.objects.exists()
@@ -125,3 +125,74 @@ def test_old_usage_keeps_its_price(api, org, catalog):
 
     costs = dict(UsageEvent.objects.values_list("event_id", "cost"))
     assert costs == {"e-old": D(5), "e-backdated": D(5), "e-new": D(6)}
+
+
+def test_without_ranks_plans_rank_by_price_then_credits(db):
+    load_catalog(TEST_CATALOG)
+
+    assert list(Plan.objects.values_list("name", flat=True)) == ["free", "pro", "team"]  # ordered by rank
+    assert Plan.objects.default().name == "free"
+
+
+def test_given_ranks_decide_and_may_swap(db):
+    catalog = copy.deepcopy(TEST_CATALOG)
+    for rank, name in enumerate(["free", "team", "pro"]):
+        catalog["plans"][name]["rank"] = rank
+
+    load_catalog(catalog)  # pro and team swap: the unique ranks step aside first
+
+    assert list(Plan.objects.values_list("name", flat=True)) == ["free", "team", "pro"]
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"pro": {"rank": 5}}, "plans: give `rank` to every plan or to none"),
+        (
+            {"free": {"rank": 1}, "pro": {"rank": 1}, "team": {"rank": 2}},
+            "plans: two plans have the same rank",
+        ),
+        (
+            {"free": {"default": True}, "pro": {"default": True}},
+            "plans: one default plan at most, not free, pro",
+        ),
+        ({"pro": {"default": True}}, "plans.pro.default: the default plan has no monthly price"),
+        ({"pro": {"seat": 3}}, "plans.pro: unknown keys seat"),
+    ],
+)
+def test_plan_rules_are_checked(db, change, problem):
+    catalog = copy.deepcopy(TEST_CATALOG)
+    for name, keys in change.items():
+        catalog["plans"][name].update(keys)
+
+    with pytest.raises(CatalogError) as raised:
+        load_catalog(catalog)
+
+    assert any(p.startswith(problem) for p in raised.value.problems), raised.value.problems
+
+
+def test_the_default_plan_moves_only_when_the_catalog_says_so(db):
+    catalog = copy.deepcopy(TEST_CATALOG)
+    catalog["plans"]["starter"] = {"monthly_credits": "500", "seats": 1}
+    load_catalog(catalog)
+    assert Plan.objects.default().name == "free"  # no `default`: it stays
+
+    catalog["plans"]["starter"]["default"] = True
+    load_catalog(catalog)
+
+    assert Plan.objects.default().name == "starter"
+    assert Plan.objects.filter(is_default=True).count() == 1
+
+
+def test_a_rank_held_by_a_plan_the_catalog_does_not_list_is_refused(db):
+    load_catalog(TEST_CATALOG)
+    catalog = copy.deepcopy(TEST_CATALOG)
+    del catalog["plans"]["team"]  # stays in the database with rank 2
+    catalog["plans"]["enterprise"] = {"monthly_credits": "1", "monthly_price_cents": 99900}
+
+    with pytest.raises(CatalogError) as raised:
+        load_catalog(catalog)
+
+    assert raised.value.problems == [
+        "plans.enterprise.rank: 2 is the rank of team, a plan this catalog does not list"
+    ]
