@@ -4,13 +4,12 @@ The one definition of a credit's precision (CREDIT_PLACES), of how the API reads
 JSON (parse_decimal, the `quantity` reader, CreditsField) and of how it writes one (credits_str).
 """
 
-from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 from rest_framework import serializers
 
-from core.api.parsing import MISSING
+from core.api.parsing import MISSING, Reader, described
 
 CREDIT_PLACES = Decimal("0.000001")
 # NUMERIC(20, 6): 14 digits before the point.
@@ -45,7 +44,7 @@ def parse_decimal(value: object, *, positive: bool = False) -> Decimal:
     return number.quantize(CREDIT_PLACES)
 
 
-def quantity(*, default: Decimal | None = None, positive: bool = False) -> Callable[[object], Decimal]:
+def quantity(*, default: Decimal | None = None, positive: bool = False) -> Reader:
     """A reader (core.api.parsing.read_object) of a quantity or amount; required unless `default`."""
 
     def read(value: object) -> Decimal:
@@ -55,7 +54,12 @@ def quantity(*, default: Decimal | None = None, positive: bool = False) -> Calla
             return default
         return parse_decimal(value, positive=positive)
 
-    return read
+    bound = "> 0" if positive else "≥ 0"
+    help_text = f"A decimal string or number, {bound}, at most 6 decimal places."
+    field = serializers.CharField(required=default is None, help_text=help_text)
+    if default is not None:
+        field = serializers.CharField(required=False, default=str(default), help_text=help_text)
+    return described(read, field)
 
 
 class CreditsField(serializers.DecimalField):

@@ -5,7 +5,9 @@ from decimal import Decimal
 
 from billing.models import PaymentStatus
 
-# (status, message) per reason, in the table's order of precedence after org and metric.
+OK = "ok"
+# (status, message) per reason, in the table's order of precedence after org and metric. The one list
+# of the reasons: the API's schema reads it (billing/api/entitlements.py).
 DENIALS = {
     "not_a_member": (403, "This user is not a member of the organization."),
     "billing_suspended": (402, "The organization is suspended."),
@@ -64,7 +66,7 @@ class Decision:
 
     @property
     def allowed(self) -> bool:
-        return self.reason == "ok"
+        return self.reason == OK
 
     @property
     def status(self) -> int:
@@ -85,5 +87,5 @@ def decide(state: EntitlementState, *, quantity: Decimal, cost: Decimal) -> Deci
     elif not state.overage_allowed and state.available < cost:
         reason = "insufficient_credits"
     else:
-        reason = "ok"
+        reason = OK
     return Decision(reason=reason, state=state, quantity=quantity, cost=cost)

@@ -3,6 +3,7 @@ from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
 from billing.ids import new_grant_id, new_hold_id
+from core.append_only import AppendOnly
 from orgs.models import AuditEntry, Organization
 
 
@@ -232,7 +233,7 @@ class EntryType(models.TextChoices):
     SETTLEMENT = "settlement"
 
 
-class LedgerEntry(models.Model):
+class LedgerEntry(AppendOnly, models.Model):
     """Append-only. `amount` is signed: grants and settlements add, debits and expiries take."""
 
     org = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="ledger_entries")
@@ -254,14 +255,6 @@ class LedgerEntry(models.Model):
 
     def __str__(self):
         return f"{self.entry_type} {self.amount} for {self.org_id}"
-
-    def save(self, *args, **kwargs):
-        if self.pk is not None:
-            raise ValueError("Ledger entries are append-only.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise ValueError("Ledger entries are append-only.")
 
 
 # --- Holds: reservations outside the ledger ----------------------------------------------------

@@ -40,10 +40,6 @@ def seat_limit(org_id: int) -> int | None:
     return Plan.objects.filter(accounts__org_id=org_id).values_list("seat_limit", flat=True).get()
 
 
-def get_billing_account(org: Organization) -> BillingAccount:
-    return BillingAccount.objects.select_related("plan").get(org=org)
-
-
 def get_live_org_with_account(public_id: str) -> Organization:
     """The live org with its billing account and plan loaded, or OrgNotFound."""
     org = Organization.live.select_related("billing_account__plan").filter(public_id=public_id).first()

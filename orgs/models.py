@@ -5,6 +5,7 @@ from django.db.models.functions import Upper
 from rest_framework_api_key.models import AbstractAPIKey, APIKeyManager
 from simple_history.models import HistoricalRecords
 
+from core.append_only import AppendOnly
 from orgs.ids import new_invitation_id, new_org_id
 
 
@@ -199,7 +200,7 @@ class AuditCategory(models.TextChoices):
     SECURITY = "security"
 
 
-class AuditEntry(models.Model):
+class AuditEntry(AppendOnly, models.Model):
     """Append-only record of every state change: who, when, what before and after."""
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -248,14 +249,6 @@ class AuditEntry(models.Model):
 
     def __str__(self):
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.action}"
-
-    def save(self, *args, **kwargs):
-        if self.pk is not None:
-            raise ValueError("Audit entries are append-only.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise ValueError("Audit entries are append-only.")
 
 
 class OutboxMessage(models.Model):

@@ -1,7 +1,5 @@
 """Reads for organizations, memberships and invitations."""
 
-from django.db.models import Q
-
 from core.registries import seat_limits
 from orgs.exceptions import NotAMember, OrgNotFound
 from orgs.models import Invitation, Membership, Organization, Role
@@ -59,15 +57,3 @@ def org_for_request(request) -> Organization | None:
     match = getattr(request, "resolver_match", None)
     public_id = match.kwargs.get("org_id") if match else None
     return Organization.live.filter(public_id=public_id).first() if public_id else None
-
-
-def find_orgs(term: str):
-    """Orgs matching a support search: name, slug, billing email, member email or public id."""
-    term = term.strip()
-    return Organization.objects.filter(
-        Q(public_id=term)
-        | Q(name__icontains=term)
-        | Q(slug__icontains=term)
-        | Q(billing_email__iexact=term)
-        | Q(memberships__email__iexact=term)
-    ).distinct()

@@ -9,12 +9,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing.credits import credits_str, quantity
-from billing.entitlements import Decision, decide
+from billing.entitlements import DENIALS, OK, Decision, decide
 from billing.exceptions import EntitlementDenied
 from billing.pricing import cost_of
 from billing.selectors import balances, key_and_entitlement_state
 from billing.services.holds import release_hold, reserve_credits
-from core.api.parsing import integer, read_object, text
+from core.api.parsing import integer, read_object, schema_for, text
 from core.api.schema import errors
 from core.errors import ServiceError
 from orgs.api.auth import KEYWORD, authenticate_key, presented_key, verified_product
@@ -22,9 +22,7 @@ from orgs.api.auth import KEYWORD, authenticate_key, presented_key, verified_pro
 
 class DecisionSerializer(serializers.Serializer):
     allowed = serializers.BooleanField()
-    reason = serializers.ChoiceField(
-        choices=["ok", "not_a_member", "billing_suspended", "payment_blocked", "insufficient_credits"]
-    )
+    reason = serializers.ChoiceField(choices=[OK, *DENIALS])
     org_id = serializers.CharField()
     metric = serializers.CharField()
     quantity = serializers.CharField()
@@ -75,13 +73,8 @@ RESERVE_FIELDS = {
 
 
 class EntitlementCheckView(APIView):
-    class CheckSerializer(serializers.Serializer):
-        """The body, for the OpenAPI description; it is read by CHECK_FIELDS (lean: the hot path)."""
-
-        org_id = serializers.CharField(max_length=64)
-        user_id = serializers.CharField(max_length=128)
-        metric = serializers.CharField(max_length=64)
-        quantity = serializers.CharField(required=False, default="1", help_text="≥ 0, at most 6 decimals.")
+    # The body is read by CHECK_FIELDS (lean: the hot path); its schema is made from them.
+    CheckSerializer = schema_for("EntitlementCheckRequest", CHECK_FIELDS)
 
     # The key is verified in the same query as the state (key_and_entitlement_state), so DRF's
     # authentication does not run here; the precedence stays 401 → 413 → 400 → the table.
@@ -131,12 +124,7 @@ class ReservationSerializer(serializers.Serializer):
 
 
 class EntitlementReserveView(APIView):
-    class ReserveSerializer(EntitlementCheckView.CheckSerializer):
-        """The body, for the OpenAPI description; it is read by RESERVE_FIELDS."""
-
-        quantity = serializers.CharField(help_text="> 0, at most 6 decimals.")
-        idempotency_key = serializers.CharField(max_length=255)
-        ttl_seconds = serializers.IntegerField(min_value=1, max_value=86_400, required=False, default=900)
+    ReserveSerializer = schema_for("EntitlementReserveRequest", RESERVE_FIELDS)
 
     @extend_schema(
         operation_id="entitlements_reserve",

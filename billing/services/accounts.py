@@ -7,6 +7,7 @@ from billing.exceptions import OrgHasActiveBilling
 from billing.models import BillingAccount, CreditBalance
 from billing.selectors import default_plan
 from billing.services.allowances import grant_allowance
+from billing.subscriptions import BILLING_STATUSES
 from orgs.models import Organization, Role
 from orgs.services.audit import Actor
 from orgs.services.memberships import upsert_membership
@@ -43,16 +44,12 @@ def open_organization(
     return org
 
 
-# Stripe subscription statuses that still bill (or may yet bill) the customer.
-LIVE_SUBSCRIPTION_STATUSES = ["active", "past_due", "trialing", "unpaid", "incomplete"]
-
-
 def soft_delete_organization(*, org: Organization, actor: Actor, reason: str) -> Organization:
     """Soft-delete an org that has no live subscription and no open invoice; idempotent."""
     with transaction.atomic():
         org = Organization.objects.select_for_update().get(pk=org.pk)
         live_subscriptions = Subscription.objects.filter(
-            customer__subscriber=org, stripe_data__status__in=LIVE_SUBSCRIPTION_STATUSES
+            customer__subscriber=org, stripe_data__status__in=sorted(BILLING_STATUSES)
         )
         open_invoices = Invoice.objects.filter(customer__subscriber=org, stripe_data__status="open")
         if org.is_live and (live_subscriptions.exists() or open_invoices.exists()):

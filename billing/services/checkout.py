@@ -5,12 +5,12 @@ from django.db import transaction
 from billing import stripe_api
 from billing.exceptions import CheckoutNotAMember, InsufficientRole, StripeCatalogMissing, SubscriptionExists
 from billing.models import CheckoutSession, CheckoutStatus, Plan
-from billing.services.payments import LIVE_SUBSCRIPTION_STATUSES, customer_id_for, lock_account, sync_plan
+from billing.services.payments import customer_id_for, lock_account, sync_plan
+from billing.subscriptions import BILLING_STATUSES
 from orgs.models import AuditCategory, Membership, Organization, Role
 from orgs.services.audit import Actor, record_audit
 
 CHECKOUT_ROLES = {Role.OWNER, Role.ADMIN, Role.BILLING}
-BLOCKING_SUBSCRIPTION_STATUSES = {*LIVE_SUBSCRIPTION_STATUSES, "trialing", "unpaid", "incomplete"}
 
 
 def ensure_customer(org: Organization) -> str:
@@ -55,7 +55,7 @@ def start_checkout(
         live = [
             s["id"]
             for s in stripe_api.list_subscriptions(customer_id=customer_id)
-            if s["status"] in BLOCKING_SUBSCRIPTION_STATUSES
+            if s["status"] in BILLING_STATUSES
         ]
         if live:
             raise SubscriptionExists(details={"subscriptions": live})

@@ -28,6 +28,7 @@ from billing.selectors import default_plan
 from billing.services.allowances import grant_allowance
 from billing.services.ledger import open_ledger
 from billing.services.suspensions import lift_auto_suspension_if_reason_gone
+from billing.subscriptions import PLAN_GIVING_STATUSES
 from orgs.models import AuditCategory, Organization
 from orgs.services.audit import Actor, record_audit
 from orgs.services.outbox import enqueue_outbox
@@ -37,7 +38,6 @@ RESOLVING_STATUSES = {
     "void": FailureResolution.VOID,
     "uncollectible": FailureResolution.UNCOLLECTIBLE,
 }
-LIVE_SUBSCRIPTION_STATUSES = ("active", "past_due")
 
 
 def org_for_customer(customer_id: str) -> Organization:
@@ -295,7 +295,7 @@ def plan_for_subscriptions(subscriptions) -> Plan:
     found = [
         plans_by_product[item["price"]["product"]]
         for subscription in subscriptions
-        if subscription["status"] in LIVE_SUBSCRIPTION_STATUSES
+        if subscription["status"] in PLAN_GIVING_STATUSES
         for item in subscription["items"]["data"]
         if item["price"]["product"] in plans_by_product
     ]

@@ -1,7 +1,8 @@
 """Request parsing: JSON numbers as Decimal, strict bodies, the API's field types."""
 
+import copy
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 
 from django.conf import settings
@@ -110,8 +111,24 @@ def read_object(data, fields: dict) -> dict:
 
 MISSING = object()
 
+# A reader takes the raw JSON value (or MISSING) and returns the parsed one, or raises ValueError.
+Reader = Callable[[object], object]
 
-def text(max_length: int, *, required: bool = True, default=None):
+
+def described(read: Reader, field: serializers.Field) -> Reader:
+    """Attach to a reader the serializer field that describes it in the OpenAPI schema, so the
+    schema is made from the very readers that parse the body (schema_for) and cannot drift."""
+    read.schema_field = field  # type: ignore[attr-defined]
+    return read
+
+
+def schema_for(name: str, fields: dict[str, Reader]) -> type[serializers.Serializer]:
+    """A serializer describing a body that read_object reads with `fields`, for the schema only."""
+    attrs = {key: copy.deepcopy(reader.schema_field) for key, reader in fields.items()}  # type: ignore[attr-defined]
+    return type(name, (serializers.Serializer,), attrs)
+
+
+def text(max_length: int, *, required: bool = True, default: str | None = None) -> Reader:
     def read(value):
         if value is MISSING or value is None:
             if required:
@@ -123,10 +140,10 @@ def text(max_length: int, *, required: bool = True, default=None):
             raise ValueError(f"At most {max_length} characters.")
         return value
 
-    return read
+    return described(read, serializers.CharField(max_length=max_length, required=required))
 
 
-def integer(*, minimum: int, maximum: int, default: int):
+def integer(*, minimum: int, maximum: int, default: int) -> Reader:
     def read(value):
         if value is MISSING or value is None:
             return default
@@ -134,4 +151,5 @@ def integer(*, minimum: int, maximum: int, default: int):
             raise ValueError(f"A whole number from {minimum} to {maximum}.")
         return value
 
-    return read
+    field = serializers.IntegerField(min_value=minimum, max_value=maximum, required=False, default=default)
+    return described(read, field)

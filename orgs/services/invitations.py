@@ -20,7 +20,7 @@ from orgs.exceptions import (
 from orgs.models import AuditCategory, Invitation, InvitationState, Membership, Organization, Role
 from orgs.selectors import pending_invitations
 from orgs.services.audit import Actor, record_audit
-from orgs.services.memberships import ensure_free_seat, higher_role, lock_org, membership_snapshot
+from orgs.services.memberships import ensure_free_seat, join_by_invitation, lock_org
 from orgs.services.outbox import enqueue_outbox, outbox_handler
 
 INVITATION_TTL = timedelta(days=7)
@@ -105,42 +105,10 @@ def accept_invitation(
         if state == InvitationState.EXPIRED:
             raise InvitationExpired(details={"expired_at": invitation.expires_at.isoformat()})
 
-        membership = Membership.objects.filter(org=org, user_id=user_id).first()
-        created = membership is None
-        if created:
-            # The invitation already holds a seat; it turns into the member's.
-            ensure_free_seat(org, now=now, excluding_invitation=invitation)
-            membership = Membership.objects.create(
-                org=org,
-                user_id=user_id,
-                role=invitation.role,
-                email=email or invitation.email,
-                joined_at=now,
-                product=actor.product or invitation.product,
-            )
-            record_audit(
-                actor=actor,
-                action="membership.created",
-                category=AuditCategory.MEMBERSHIP,
-                org=org,
-                after=membership_snapshot(membership),
-                reason=f"Accepted invitation {invitation.public_id}.",
-            )
-        else:
-            before = membership_snapshot(membership)
-            membership.role = higher_role(membership.role, invitation.role)
-            membership.email = membership.email or email or invitation.email
-            if membership_snapshot(membership) != before:
-                membership.save()
-                record_audit(
-                    actor=actor,
-                    action="membership.updated",
-                    category=AuditCategory.MEMBERSHIP,
-                    org=org,
-                    before=before,
-                    after=membership_snapshot(membership),
-                    reason=f"Accepted invitation {invitation.public_id}.",
-                )
+        invitation.org = org
+        membership, created = join_by_invitation(
+            invitation=invitation, user_id=user_id, email=email, actor=actor, now=now
+        )
 
         invitation.accepted_at = now
         invitation.accepted_by = user_id

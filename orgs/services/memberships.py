@@ -5,6 +5,7 @@ that a concurrent write could change, hold under concurrency.
 """
 
 from collections.abc import Iterable
+from datetime import datetime
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -13,7 +14,7 @@ from django.utils import timezone
 
 from core.errors import ServiceError
 from orgs.exceptions import LastOwner, NotAMember, SeatLimitReached
-from orgs.models import ROLE_RANK, AuditCategory, Membership, Organization, Role
+from orgs.models import ROLE_RANK, AuditCategory, Invitation, Membership, Organization, Product, Role
 from orgs.selectors import other_owner_exists, seat_limit, seats_in_use
 from orgs.services.audit import Actor, record_audit
 
@@ -51,22 +52,9 @@ def upsert_membership(
         membership = Membership.objects.filter(org=org, user_id=user_id).first()
         if membership is None:
             ensure_free_seat(org, now=timezone.now())
-            membership = Membership.objects.create(
-                org=org,
-                user_id=user_id,
-                role=role,
-                email=email or "",
-                joined_at=timezone.now(),
-                product=actor.product,
-            )
-            record_audit(
-                actor=actor,
-                action="membership.created",
-                category=AuditCategory.MEMBERSHIP,
-                org=org,
-                after=membership_snapshot(membership),
-            )
-            return membership, True
+            return _create(
+                org, user_id=user_id, role=role, email=email or "", product=actor.product, actor=actor
+            ), True
 
         before = membership_snapshot(membership)
         if membership.role == Role.OWNER and role != Role.OWNER and not other_owner_exists(org, membership):
@@ -74,18 +62,86 @@ def upsert_membership(
         membership.role = role
         if email is not None:
             membership.email = email
-        if membership_snapshot(membership) != before:
-            membership.product = actor.product or membership.product
-            membership.save()
-            record_audit(
-                actor=actor,
-                action="membership.updated",
-                category=AuditCategory.MEMBERSHIP,
-                org=org,
-                before=before,
-                after=membership_snapshot(membership),
-            )
+        _save_if_changed(membership, before, actor=actor)
         return membership, False
+
+
+def join_by_invitation(
+    *, invitation: Invitation, user_id: str, email: str | None, actor: Actor, now: datetime
+) -> tuple[Membership, bool]:
+    """The membership an accepted invitation makes: created in the seat the invitation held, or, for
+    an existing member, the higher of the two roles (and the email if none was kept); returns
+    (membership, created). Call in the acceptance's transaction, with the org locked (lock_org)."""
+    org = invitation.org
+    reason = f"Accepted invitation {invitation.public_id}."
+    membership = Membership.objects.filter(org=org, user_id=user_id).first()
+    if membership is None:
+        # The invitation already holds a seat; it turns into the member's.
+        ensure_free_seat(org, now=now, excluding_invitation=invitation)
+        product = actor.product or invitation.product
+        email = email or invitation.email
+        return _create(
+            org,
+            user_id=user_id,
+            role=invitation.role,
+            email=email,
+            product=product,
+            actor=actor,
+            reason=reason,
+        ), True
+    before = membership_snapshot(membership)
+    membership.role = higher_role(membership.role, invitation.role)
+    membership.email = membership.email or email or invitation.email
+    _save_if_changed(membership, before, actor=actor, reason=reason, keep_product=True)
+    return membership, False
+
+
+def _create(
+    org: Organization,
+    *,
+    user_id: str,
+    role: str,
+    email: str,
+    product: Product | None,
+    actor: Actor,
+    reason: str = "",
+) -> Membership:
+    membership = Membership.objects.create(
+        org=org, user_id=user_id, role=role, email=email, joined_at=timezone.now(), product=product
+    )
+    record_audit(
+        actor=actor,
+        action="membership.created",
+        category=AuditCategory.MEMBERSHIP,
+        org=org,
+        after=membership_snapshot(membership),
+        reason=reason,
+    )
+    return membership
+
+
+def _save_if_changed(
+    membership: Membership,
+    before: dict[str, str],
+    *,
+    actor: Actor,
+    reason: str = "",
+    keep_product: bool = False,
+) -> None:
+    if membership_snapshot(membership) == before:
+        return
+    if not keep_product:
+        membership.product = actor.product or membership.product
+    membership.save()
+    record_audit(
+        actor=actor,
+        action="membership.updated",
+        category=AuditCategory.MEMBERSHIP,
+        org=membership.org,
+        before=before,
+        after=membership_snapshot(membership),
+        reason=reason,
+    )
 
 
 def remove_membership(*, org: Organization, user_id: str, actor: Actor, reason: str = "") -> None:

@@ -196,3 +196,19 @@ def test_concurrent_accepts_by_one_user_create_one_membership(api_key):
 
     assert sorted(statuses) == [200] * 7 + [201]
     assert Membership.objects.filter(org=org, user_id="u-one").count() == 1
+
+
+def test_accepting_writes_the_membership_through_the_membership_write_path(api, org, monkeypatch):
+    from orgs.services import memberships
+
+    written = []
+    create = memberships._create
+    monkeypatch.setattr(
+        memberships, "_create", lambda *a, **k: written.append(k["user_id"]) or create(*a, **k)
+    )
+    _, token = create_invitation(org=org, email="new@x.example", role=Role.MEMBER, actor=Actor.system("t"))
+
+    response = api.post("/api/v1/invitations:accept", {"token": token, "user_id": "u-new"}, format="json")
+
+    assert response.status_code == 201
+    assert written == ["u-new"]

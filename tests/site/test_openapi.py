@@ -51,3 +51,18 @@ def test_the_docs_work_without_internet(client):
     assert "cdn." not in html and "unpkg" not in html
     asset = client.get("/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js")
     assert asset.status_code == 200
+
+
+def test_a_lean_body_is_described_by_the_readers_that_read_it():
+    from billing.api.entitlements import (
+        CHECK_FIELDS,
+        RESERVE_FIELDS,
+        EntitlementCheckView,
+        EntitlementReserveView,
+    )
+    from core.api.parsing import schema_for, text
+
+    for view, fields in ((EntitlementCheckView, CHECK_FIELDS), (EntitlementReserveView, RESERVE_FIELDS)):
+        described = view.CheckSerializer if view is EntitlementCheckView else view.ReserveSerializer
+        assert list(described().fields) == list(fields)
+    assert schema_for("Probe", {"name": text(5)})().fields["name"].max_length == 5
