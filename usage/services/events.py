@@ -56,6 +56,26 @@ def _occurred_at(value: object) -> datetime:
     return instant
 
 
+def _quantity_and_time(raw: dict, errors: dict[str, list[str]], *, now: datetime) -> tuple:
+    """The event's quantity and occurred_at, each None when absent or invalid (its error recorded)."""
+    quantity = occurred_at = None
+    if "quantity" not in errors:
+        try:
+            quantity = parse_decimal(raw["quantity"])
+        except ValueError as error:
+            errors["quantity"] = [str(error)]
+    if "occurred_at" not in errors:
+        try:
+            occurred_at = _occurred_at(raw["occurred_at"])
+            if occurred_at > now + MAX_FUTURE:
+                errors["occurred_at"] = ["More than 5 minutes in the future."]
+            elif occurred_at < now - MAX_AGE:
+                errors["occurred_at"] = ["Older than 35 days."]
+        except ValueError as error:
+            errors["occurred_at"] = [str(error)]
+    return quantity, occurred_at
+
+
 def _validate(
     raw, *, orgs: dict[str, int], prices: PriceBook, now: datetime
 ) -> tuple[NewEvent | None, dict, bool]:
@@ -79,21 +99,7 @@ def _validate(
     metric = raw.get("metric")
     if "metric" not in errors and (not isinstance(metric, str) or metric not in prices):
         errors["metric"] = ["The calling product has no price for this metric."]
-    quantity = occurred_at = None
-    if "quantity" not in errors:
-        try:
-            quantity = parse_decimal(raw["quantity"])
-        except ValueError as error:
-            errors["quantity"] = [str(error)]
-    if "occurred_at" not in errors:
-        try:
-            occurred_at = _occurred_at(raw["occurred_at"])
-            if occurred_at > now + MAX_FUTURE:
-                errors["occurred_at"] = ["More than 5 minutes in the future."]
-            elif occurred_at < now - MAX_AGE:
-                errors["occurred_at"] = ["Older than 35 days."]
-        except ValueError as error:
-            errors["occurred_at"] = [str(error)]
+    quantity, occurred_at = _quantity_and_time(raw, errors, now=now)
     user_id = raw.get("user_id")
     if user_id is not None and (not isinstance(user_id, str) or len(user_id) > 128):
         errors["user_id"] = ["A user_id is a string of at most 128 characters."]

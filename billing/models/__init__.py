@@ -1,0 +1,63 @@
+"""billing's models, split by topic; imported here so Django finds them as billing.models."""
+
+from billing.models.accounts import (
+    BillingAccount,
+    Metric,
+    MetricPrice,
+    PaymentStatus,
+    Plan,
+    PlanQuerySet,
+    SuspensionSource,
+)
+from billing.models.credits import (
+    AllowanceClaim,
+    ClaimStatus,
+    CreditBalance,
+    CreditGrant,
+    EntryType,
+    GrantType,
+    Hold,
+    HoldState,
+    LedgerDrift,
+    LedgerEntry,
+)
+from billing.models.invoicing import (
+    CheckoutSession,
+    CheckoutStatus,
+    FailureResolution,
+    InvoiceKind,
+    InvoiceRecord,
+    PaymentFailure,
+    RejectedWebhook,
+    StripeEventProblem,
+    StripeMeter,
+)
+
+__all__ = [
+    "AllowanceClaim",
+    "BillingAccount",
+    "CheckoutSession",
+    "CheckoutStatus",
+    "ClaimStatus",
+    "CreditBalance",
+    "CreditGrant",
+    "EntryType",
+    "FailureResolution",
+    "GrantType",
+    "Hold",
+    "HoldState",
+    "InvoiceKind",
+    "InvoiceRecord",
+    "LedgerDrift",
+    "LedgerEntry",
+    "Metric",
+    "MetricPrice",
+    "PaymentFailure",
+    "PaymentStatus",
+    "Plan",
+    "PlanQuerySet",
+    "RejectedWebhook",
+    "StripeEventProblem",
+    "StripeMeter",
+    "SuspensionSource",
+]
