@@ -5,7 +5,8 @@ ports; else throwaway servers in a temporary directory (installed from Debian's 
 when missing and running as root). It says which it used, then runs `makemigrations --check`,
 `ruff check`, `lint-imports` (the import directions in pyproject.toml) and pytest (with the
 arguments given; with none, the whole suite and then its calendar tests again at four awkward
-instants), and stops whatever it started.
+instants, then the demo's smoke run on SQLite: bin/demo_smoke.py), and stops whatever it
+started.
 """
 
 import glob
@@ -230,6 +231,9 @@ def main() -> None:
                 [*pytest, "--reuse-db", "-q", "-m", "calendar"],
                 {**env, "TEST_CLOCK": instant},
             )
+        # The embedded default (SQLite, no Redis) keeps its own paths of the hot code; the suite
+        # refuses anything but PostgreSQL, so the demo's commands run once here (about a minute).
+        run("demo smoke on SQLite (bin/demo_smoke.py)", [python, str(ROOT / "bin" / "demo_smoke.py")], env)
     say("all green")
 
 
