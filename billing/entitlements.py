@@ -1,4 +1,4 @@
-"""May this org do this now? The decision table of API.md, as one pure function."""
+"""May this org do this now? The API's decision table, as one pure function."""
 
 from dataclasses import dataclass
 from decimal import Decimal

@@ -1,4 +1,4 @@
-"""One settings module, driven by environment variables (see OPERATIONS.md).
+"""One settings module, driven by environment variables (README: Configuration).
 
 With nothing set, the project runs on an embedded default: SQLite in ./var and Celery tasks run in
 process. Production and the test suite set DATABASE_URL (PostgreSQL) and REDIS_URL.
@@ -115,7 +115,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
 
-# --- Stripe and dj-stripe (see STRIPE.md) ---------------------------------------------------
+# --- Stripe and dj-stripe (docs/NOTES.md) ----------------------------------------------------
 
 STRIPE_LIVE_MODE = env_bool("STRIPE_LIVE_MODE", default=False)
 STRIPE_TEST_SECRET_KEY = env_str("STRIPE_TEST_SECRET_KEY", default="")
@@ -155,7 +155,7 @@ if STRIPE_LIVE_MODE:
 
 # --- API ------------------------------------------------------------------------------------
 
-# API.md: a body over 1 MiB is 413 payload_too_large.
+# The API contract: a body over 1 MiB is 413 payload_too_large.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 
 REST_FRAMEWORK = {
@@ -171,7 +171,7 @@ REST_FRAMEWORK = {
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Billing control plane API",
-    "DESCRIPTION": "The contract products program against (API.md).",
+    "DESCRIPTION": "The contract products program against.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],

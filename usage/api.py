@@ -1,4 +1,4 @@
-"""Usage (API.md: Usage) and hold commit, which records usage."""
+"""Usage (the product API: Usage) and hold commit, which records usage."""
 
 from datetime import UTC, date, datetime, time, timedelta
 

@@ -1,4 +1,4 @@
-"""Checkout (API.md: Checkout)."""
+"""Checkout (the product API: Checkout)."""
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status

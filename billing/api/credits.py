@@ -1,4 +1,4 @@
-"""Credits (API.md: Credits): balance and grants, grant, credit policy."""
+"""Credits (the product API: Credits): balance and grants, grant, credit policy."""
 
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema

@@ -1,4 +1,4 @@
-"""Entitlements (API.md: Entitlements, Holds): check, reserve, release."""
+"""Entitlements (the product API: Entitlements, Holds): check, reserve, release."""
 
 from decimal import Decimal
 

@@ -1,4 +1,4 @@
-"""Organizations as products see them (API.md: Organizations)."""
+"""Organizations as products see them (the product API: Organizations)."""
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status

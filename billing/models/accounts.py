@@ -67,7 +67,7 @@ class SuspensionSource(models.TextChoices):
 
 
 class BillingAccount(models.Model):
-    """One per org: its plan, payment state and suspension (DESIGN.md: Billing account)."""
+    """One per org: its plan, payment state and suspension."""
 
     org = models.OneToOneField(Organization, on_delete=models.PROTECT, related_name="billing_account")
     # Derived from the org's Stripe subscriptions; never set from metadata.

@@ -1,4 +1,4 @@
-"""Members and invitations (API.md: Members). Views translate HTTP and call one service."""
+"""Members and invitations (the product API: Members). Views translate HTTP and call one service."""
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
