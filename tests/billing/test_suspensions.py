@@ -7,7 +7,12 @@ from django.core.management import call_command
 
 from billing.models import BillingAccount, PaymentStatus, SuspensionSource
 from billing.services.accounts import soft_delete_organization
-from billing.services.suspensions import lift_suspension, reconcile_suspensions, suspend_organization
+from billing.services.suspensions import (
+    OVERDUE_GRACE,
+    lift_suspension,
+    reconcile_suspensions,
+    suspend_organization,
+)
 from orgs.models import AuditEntry
 from orgs.services.audit import Actor
 from tests.concurrency import committing, run_concurrently
@@ -29,16 +34,19 @@ def account(org):
 
 
 @pytest.mark.django_db
-def test_it_suspends_at_exactly_three_days_and_not_before(org):
+def test_it_suspends_at_exactly_the_grace_and_not_before(org):
     overdue(org)
 
-    assert reconcile_suspensions(now=OVERDUE + timedelta(days=3, seconds=-1)) == {"suspended": 0, "lifted": 0}
-    assert reconcile_suspensions(now=OVERDUE + timedelta(days=3)) == {"suspended": 1, "lifted": 0}
+    assert reconcile_suspensions(now=OVERDUE + OVERDUE_GRACE - timedelta(seconds=1)) == {
+        "suspended": 0,
+        "lifted": 0,
+    }
+    assert reconcile_suspensions(now=OVERDUE + OVERDUE_GRACE) == {"suspended": 1, "lifted": 0}
 
     suspended = account(org)
     assert (suspended.suspension_source, suspended.suspended_at) == (
         SuspensionSource.AUTO,
-        OVERDUE + timedelta(days=3),
+        OVERDUE + OVERDUE_GRACE,
     )
     assert "never paid" in suspended.suspension_reason
     entry = AuditEntry.objects.get(org=org, action="suspension.suspended")
@@ -48,7 +56,7 @@ def test_it_suspends_at_exactly_three_days_and_not_before(org):
 @pytest.mark.django_db
 def test_running_it_again_changes_nothing(org):
     overdue(org)
-    now = OVERDUE + timedelta(days=4)
+    now = OVERDUE + OVERDUE_GRACE + timedelta(days=1)
 
     reconcile_suspensions(now=now)
 
@@ -66,10 +74,13 @@ def test_an_org_that_ever_paid_is_never_suspended(org):
 @pytest.mark.django_db
 def test_it_lifts_an_auto_suspension_whose_reason_has_gone(org):
     overdue(org)
-    reconcile_suspensions(now=OVERDUE + timedelta(days=3))
+    reconcile_suspensions(now=OVERDUE + OVERDUE_GRACE)
     BillingAccount.objects.filter(org=org).update(payment_status=PaymentStatus.OK, overdue_since=None)
 
-    assert reconcile_suspensions(now=OVERDUE + timedelta(days=4)) == {"suspended": 0, "lifted": 1}
+    assert reconcile_suspensions(now=OVERDUE + OVERDUE_GRACE + timedelta(days=1)) == {
+        "suspended": 0,
+        "lifted": 1,
+    }
     assert account(org).suspended_at is None
 
 
@@ -87,7 +98,7 @@ def test_a_manual_suspension_survives_the_job(org):
 @pytest.mark.django_db
 def test_staff_turn_an_auto_suspension_manual_and_lift_any(org):
     overdue(org)
-    reconcile_suspensions(now=OVERDUE + timedelta(days=3))
+    reconcile_suspensions(now=OVERDUE + OVERDUE_GRACE)
 
     suspend_organization(org=org, reason="keep it while we talk", actor=STAFF)
     assert account(org).suspension_source == SuspensionSource.MANUAL
@@ -109,7 +120,7 @@ def test_soft_deleted_orgs_are_skipped(org):
 @pytest.mark.django_db
 def test_a_suspended_org_gets_402_billing_suspended(api, org, catalog):
     overdue(org)
-    reconcile_suspensions(now=OVERDUE + timedelta(days=3))
+    reconcile_suspensions(now=OVERDUE + OVERDUE_GRACE)
 
     response = api.post(
         "/api/v1/entitlements:check",
@@ -126,7 +137,9 @@ def test_runjob_replays_it_at_an_instant(org):
     overdue(org)
     out = StringIO()
 
-    call_command("runjob", "reconcile_suspensions", "--now", "2026-11-04T12:00:00Z", stdout=out)
+    call_command(
+        "runjob", "reconcile_suspensions", "--now", (OVERDUE + OVERDUE_GRACE).isoformat(), stdout=out
+    )
 
     assert json.loads(out.getvalue().splitlines()[-1]) == {
         "job": "reconcile_suspensions",
@@ -141,7 +154,9 @@ def test_concurrent_runs_suspend_once():
     for org in orgs:
         overdue(org)
 
-    results = run_concurrently(lambda _: reconcile_suspensions(now=OVERDUE + timedelta(days=5)), 4)
+    results = run_concurrently(
+        lambda _: reconcile_suspensions(now=OVERDUE + OVERDUE_GRACE + timedelta(days=1)), 4
+    )
 
     assert sum(r["suspended"] for r in results) == 6
     assert AuditEntry.objects.filter(action="suspension.suspended").count() == 6
