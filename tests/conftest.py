@@ -1,5 +1,6 @@
 import os
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import hypothesis
 import pytest
@@ -130,6 +131,19 @@ TEST_CATALOG = {
     },
 }
 
+# The test catalog's terms, by name: a test that depends on a plan's credits or a metric's price reads
+# them here, so changing the catalog moves its tests with it.
+FREE_CREDITS = Decimal(TEST_CATALOG["plans"]["free"]["monthly_credits"])
+PRO_CREDITS = Decimal(TEST_CATALOG["plans"]["pro"]["monthly_credits"])
+TEAM_CREDITS = Decimal(TEST_CATALOG["plans"]["team"]["monthly_credits"])
+FREE_SEATS = TEST_CATALOG["plans"]["free"]["seats"]
+FIX_RUN = Decimal(TEST_CATALOG["products"]["red"]["metrics"]["fix_run"]["credits_per_unit"])
+
+
+def as_api(credits: Decimal) -> str:
+    """Credits as the API writes them: a decimal string with 6 places."""
+    return f"{credits:.6f}"
+
 
 @pytest.fixture
 def catalog(db):
@@ -183,6 +197,14 @@ def org(db):
 def other_org(db):
     """Another org, owned by OUTSIDER: nobody in `org` belongs to it."""
     return OrganizationFactory(owner_user_id=OUTSIDER)
+
+
+def fill_seats(org, *, leave: int = 0) -> None:
+    """Add members until the org's plan has only `leave` seats free (the free plan: FREE_SEATS)."""
+    from orgs.selectors import seat_limit, seats_in_use
+
+    for n in range(seat_limit(org) - leave - seats_in_use(org, now=timezone.now())):
+        upsert_membership(org=org, user_id=f"filler-{n}", role=Role.MEMBER, actor=Actor.system("tests"))
 
 
 def set_plan(org, name: str, **account):

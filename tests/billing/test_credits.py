@@ -9,7 +9,7 @@ from billing.models import CreditGrant, GrantType
 from billing.services.grants import grant_credits
 from billing.services.holds import reserve_credits
 from orgs.services.audit import Actor
-from tests.conftest import OWNER
+from tests.conftest import FIX_RUN, FREE_CREDITS, OWNER, as_api
 
 pytestmark = pytest.mark.django_db
 
@@ -39,7 +39,8 @@ def test_it_shows_balance_grants_and_holds(api, org, catalog, product):
 
     body = api.get(url(org)).json()
 
-    assert (body["balance"], body["posted_balance"]) == ("1090.000000", "1100.000000")
+    posted = FREE_CREDITS + 100  # the allowance and the bonus
+    assert (body["balance"], body["posted_balance"]) == (as_api(posted - 4 * FIX_RUN), as_api(posted))
     allowance = CreditGrant.objects.get(org=org, grant_type=GrantType.ALLOWANCE)
     soonest_first = sorted([bonus, allowance], key=lambda grant: grant.expires_at)  # the month may end first
     assert [g["id"] for g in body["grants"]] == [grant.public_id for grant in soonest_first]
@@ -72,7 +73,7 @@ def test_an_expired_hold_stops_counting_without_any_task(api, org, catalog, prod
 
     body = api.get(url(org)).json()
 
-    assert (body["balance"], body["holds"]) == ("1000.000000", [])
+    assert (body["balance"], body["holds"]) == (as_api(FREE_CREDITS), [])
 
 
 def test_an_expired_grant_stops_counting_before_the_expiry_job_runs(api, org, catalog):
@@ -80,7 +81,7 @@ def test_an_expired_grant_stops_counting_before_the_expiry_job_runs(api, org, ca
 
     body = api.get(url(org)).json()
 
-    assert (body["balance"], body["posted_balance"], body["grants"]) == ("0.000000", "1000.000000", [])
+    assert (body["balance"], body["posted_balance"], body["grants"]) == ("0.000000", as_api(FREE_CREDITS), [])
 
 
 def test_it_answers_404_for_an_unknown_org(api):

@@ -7,7 +7,7 @@ from rest_framework.test import APIClient
 
 from billing.models import CreditGrant, Hold, LedgerEntry, PaymentStatus, SuspensionSource
 from billing.services.holds import reserve_credits
-from tests.conftest import MEMBER, OUTSIDER, client_with, set_plan
+from tests.conftest import FIX_RUN, FREE_CREDITS, MEMBER, OUTSIDER, as_api, client_with, set_plan
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/entitlements:check"
@@ -30,8 +30,8 @@ def test_a_member_with_credits_is_allowed(api, org, catalog):
         "metric": "fix_run",
         "quantity": "4.000000",
         "cost": "10.000000",
-        "balance": "1000.000000",
-        "posted_balance": "1000.000000",
+        "balance": as_api(FREE_CREDITS),
+        "posted_balance": as_api(FREE_CREDITS),
         "plan": "free",
         "payment_status": "ok",
     }
@@ -105,11 +105,12 @@ def test_past_due_alone_does_not_block(api, org, catalog):
 
 
 def test_no_overage_and_too_few_credits_is_402(api, org, catalog):
-    response = check(api, org, quantity="400.000001")  # 1000.0000025 > 1000
+    runs = FREE_CREDITS / FIX_RUN  # exactly the month's credits
+    response = check(api, org, quantity=str(runs + D("0.000001")))
 
     assert (response.status_code, response.json()["reason"]) == (402, "insufficient_credits")
     assert response.json()["error"]["message"]
-    assert check(api, org, quantity="400").status_code == 200
+    assert check(api, org, quantity=str(runs)).status_code == 200
 
 
 def test_an_overage_plan_is_allowed_beyond_its_balance(api, org, catalog):
@@ -135,8 +136,13 @@ def test_active_holds_reduce_the_balance_and_expired_ones_do_not(api, org, catal
 
     body = check(api, org).json()
 
-    assert (body["balance"], body["posted_balance"]) == ("750.000000", "1000.000000")
-    assert check(api, org, quantity="300.000001").json()["reason"] == "insufficient_credits"
+    live_hold = 100 * FIX_RUN
+    assert (body["balance"], body["posted_balance"]) == (
+        as_api(FREE_CREDITS - live_hold),
+        as_api(FREE_CREDITS),
+    )
+    too_much = (FREE_CREDITS - live_hold) / FIX_RUN + D("0.000001")
+    assert check(api, org, quantity=str(too_much)).json()["reason"] == "insufficient_credits"
 
 
 def test_expired_grants_do_not_count(api, org, catalog):

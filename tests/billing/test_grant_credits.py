@@ -8,7 +8,7 @@ from rest_framework.test import APIClient
 from billing.models import CreditBalance, CreditGrant, GrantType, LedgerEntry
 from orgs.models import AuditEntry
 from tests.concurrency import committing, run_concurrently
-from tests.conftest import client_with
+from tests.conftest import FREE_CREDITS, client_with
 from tests.factories import OrganizationFactory
 
 BODY = {"amount": "250.5", "grant_type": "bonus", "reason": "sorry for the outage", "idempotency_key": "k-1"}
@@ -35,7 +35,7 @@ def test_it_grants_credits(api, org, catalog):
         "250.500000",
         None,
     )
-    assert CreditBalance.objects.get(org=org).posted == D("1250.5")
+    assert CreditBalance.objects.get(org=org).posted == FREE_CREDITS + D("250.5")
     entry = AuditEntry.objects.get(org=org, action="credits.granted")
     assert (entry.actor_product.slug, entry.reason) == ("red", "sorry for the outage")
 
@@ -158,4 +158,4 @@ def test_concurrent_grants_with_one_key_make_one_grant(api_key, catalog):
 
     assert sorted(statuses) == [200] * 7 + [201]
     assert manual_grants(org).count() == 1
-    assert CreditBalance.objects.get(org=org).posted == D("1250.5")
+    assert CreditBalance.objects.get(org=org).posted == FREE_CREDITS + D("250.5")

@@ -13,7 +13,7 @@ from billing.services.debits import debit_usage
 from billing.services.grants import grant_credits
 from billing.services.ledger import check_ledger_consistency, expire_credit_grants
 from orgs.services.audit import Actor
-from tests.conftest import set_plan
+from tests.conftest import FREE_CREDITS, set_plan
 from tests.factories import OrganizationFactory
 
 pytestmark = pytest.mark.django_db
@@ -38,12 +38,12 @@ def posted(org):
 
 @pytest.fixture
 def org(db):
-    return OrganizationFactory()  # holds this month's free allowance: 1000, expiring at month end
+    return OrganizationFactory()  # holds this month's free allowance (FREE_CREDITS), expiring at month end
 
 
 @time_machine.travel("2026-11-10T12:00:00Z", tick=False)
 def test_debits_draw_from_the_grants_that_expire_soonest():
-    org = OrganizationFactory()  # its free allowance (1000) expires at the month's end, in 20 days
+    org = OrganizationFactory()  # its free allowance expires at the month's end, in 20 days
     late = grant(org, "100", expires_in_days=400)
     soon = grant(org, "100", expires_in_days=2)
     never = grant(org, "100")
@@ -52,16 +52,23 @@ def test_debits_draw_from_the_grants_that_expire_soonest():
 
     allowance = CreditGrant.objects.get(org=org, grant_type=GrantType.ALLOWANCE)
     left = {g.pk: g.remaining for g in CreditGrant.objects.filter(pk__in=[late.pk, soon.pk, never.pk])}
-    assert (left[soon.pk], allowance.remaining, left[late.pk], left[never.pk]) == (0, 950, 100, 100)
+    assert (left[soon.pk], allowance.remaining, left[late.pk], left[never.pk]) == (
+        0,
+        FREE_CREDITS - 50,
+        100,
+        100,
+    )
 
 
 def test_one_batch_is_one_debit_entry_with_covered_and_overage(org):
-    overages = debit(org, "600", "300", "400")  # 1300 against 1000
+    first, second = FREE_CREDITS * D("0.6"), FREE_CREDITS * D("0.3")
+    third = FREE_CREDITS - first - second + 300  # 300 more than the month's credits
+    overages = debit(org, str(first), str(second), str(third))
 
     entry = LedgerEntry.objects.get(org=org, entry_type=EntryType.DEBIT)
     assert (entry.amount, entry.covered, entry.overage, entry.balance_after) == (
-        D(-1300),
-        D(1000),
+        -(FREE_CREDITS + 300),
+        FREE_CREDITS,
         D(300),
         D(-300),
     )
@@ -71,7 +78,7 @@ def test_one_batch_is_one_debit_entry_with_covered_and_overage(org):
 
 def test_an_overage_plan_settles_a_negative_balance_before_a_grant(org):
     set_plan(org, "pro")
-    debit(org, "1300")
+    debit(org, str(FREE_CREDITS + 300))
 
     grant(org, "50")
 
@@ -81,7 +88,7 @@ def test_an_overage_plan_settles_a_negative_balance_before_a_grant(org):
 
 
 def test_without_overage_a_new_grant_pays_what_is_owed_first(org):
-    debit(org, "1300")  # free plan: 300 owed
+    debit(org, str(FREE_CREDITS + 300))  # free plan: 300 owed
 
     new = grant(org, "500")
 
@@ -135,7 +142,7 @@ def test_the_consistency_check_passes_after_real_work_and_finds_drift(org):
 
     assert summary["drifted"] == 1 and summary["drifted_orgs"] == [org.public_id]
     drift = LedgerDrift.objects.get()
-    assert (drift.posted, drift.ledger_sum) == (D("1.5"), D("997.5"))
+    assert (drift.posted, drift.ledger_sum) == (D("1.5"), FREE_CREDITS + 10 - D("12.5"))
 
 
 def test_ledger_entries_are_append_only(org):
@@ -153,4 +160,4 @@ def test_orgs_are_debited_independently(org):
     with transaction.atomic():
         debit_usage(costs_by_org={other.pk: [(1, D(10))], org.pk: [(2, D(20))]}, reference="t")
 
-    assert (posted(org), posted(other)) == (D(980), D(990))
+    assert (posted(org), posted(other)) == (FREE_CREDITS - 20, FREE_CREDITS - 10)

@@ -9,7 +9,7 @@ from django.db.models import Sum
 
 from billing.models import AllowanceClaim, ClaimStatus, CreditBalance, CreditGrant, GrantType
 from billing.services import allowances
-from tests.conftest import OWNER, set_plan
+from tests.conftest import FIX_RUN, FREE_CREDITS, OWNER, PRO_CREDITS, as_api, set_plan
 from tests.factories import OrganizationFactory
 from usage.models import UsageEvent
 from usage.services.events import record_usage_events
@@ -20,7 +20,6 @@ NOVEMBER_20 = datetime(2026, 11, 20, 12, tzinfo=UTC)
 LAST_SECOND = datetime(2026, 11, 30, 23, 59, 59, tzinfo=UTC)
 HALF_A_MINUTE_IN = datetime(2026, 12, 1, 0, 0, 30, tzinfo=UTC)
 FIRST_JOB_RUN = datetime(2026, 12, 1, 0, 2, tzinfo=UTC)  # the job's cadence: hourly at :02
-FIX_RUN = D("2.5")
 
 
 def use(product, org, runs: int, *, at: datetime, key: str) -> UsageEvent:
@@ -47,7 +46,7 @@ def exhausted(product, catalog):
         pro, free = OrganizationFactory(owner_user_id=OWNER), OrganizationFactory(owner_user_id=OWNER)
         set_plan(pro, "pro")  # November stays at its 1 000 free credits
     for org in (pro, free):
-        last = use(product, org, 400, at=LAST_SECOND, key=f"november-{org.pk}")
+        last = use(product, org, int(FREE_CREDITS / FIX_RUN), at=LAST_SECOND, key=f"november-{org.pk}")
         assert (last.overage, CreditBalance.objects.get(org=org).posted) == (0, 0)  # still November's
     return pro, free
 
@@ -58,7 +57,7 @@ def test_usage_half_a_minute_in_is_covered_before_the_job_runs(product, exhauste
     events = [use(product, org, 4, at=HALF_A_MINUTE_IN, key=f"december-{org.pk}") for org in exhausted]
 
     assert [(e.overage, e.billable_overage) for e in events] == [(0, 0), (0, 0)]
-    for org, credits in ((pro, D(20000)), (free, D(1000))):
+    for org, credits in ((pro, PRO_CREDITS), (free, FREE_CREDITS)):
         grant = CreditGrant.objects.get(org=org, grant_type=GrantType.ALLOWANCE, expires_at__month=1)
         assert (grant.amount, grant.remaining) == (credits, credits - 4 * FIX_RUN)
     summary = allowances.grant_monthly_allowances(now=FIRST_JOB_RUN)
@@ -76,8 +75,8 @@ def test_the_check_counts_the_allowance_still_due(api, exhausted):
         credits = api.get(f"/api/v1/orgs/{free.public_id}/credits")
 
     assert (november.status_code, november.json()["reason"]) == (402, "insufficient_credits")
-    assert (december.status_code, december.json()["balance"]) == (200, "1000.000000")
-    assert credits.json()["balance"] == "1000.000000"
+    assert (december.status_code, december.json()["balance"]) == (200, as_api(FREE_CREDITS))
+    assert credits.json()["balance"] == as_api(FREE_CREDITS)
     assert not AllowanceClaim.objects.filter(month="2026-12-01").exists()  # the check wrote nothing
 
 
@@ -108,8 +107,9 @@ def test_fifty_orgs_across_a_month_end_are_billed_only_for_novembers_overage(pro
         for org in pro:
             set_plan(org, "pro")
     start = datetime(2026, 11, 30, 23, 50, tzinfo=UTC)
-    with time_machine.travel(start - timedelta(minutes=1), tick=False):  # 990 of November's 1 000 used
-        events = [event(org, "warm-up", 396, start - timedelta(minutes=1)) for org in orgs]
+    warm_up = int(FREE_CREDITS / FIX_RUN) - 4  # four runs short of November's credits
+    with time_machine.travel(start - timedelta(minutes=1), tick=False):
+        events = [event(org, "warm-up", warm_up, start - timedelta(minutes=1)) for org in orgs]
         record_usage_events(product=product, events=events)
 
     minute = start
@@ -124,7 +124,7 @@ def test_fifty_orgs_across_a_month_end_are_billed_only_for_novembers_overage(pro
     december = UsageEvent.objects.filter(occurred_at__gte=datetime(2026, 12, 1, tzinfo=UTC))
     assert december.count() == 50 * 71
     assert december.aggregate(overage=Sum("overage"))["overage"] == 0
-    # November ran out at 23:53 (990 + 4 runs): its last six minutes are overage, billable on pro only.
+    # November ran out at 23:53 (four runs on): its last six minutes are overage, billable on pro only.
     november = UsageEvent.objects.filter(occurred_at__lt=datetime(2026, 12, 1, tzinfo=UTC))
     totals = november.aggregate(overage=Sum("overage"), billable=Sum("billable_overage"))
     assert totals == {"overage": 50 * 6 * FIX_RUN, "billable": 25 * 6 * FIX_RUN}

@@ -28,7 +28,7 @@ from billing.services.ledger import expire_credit_grants
 from billing.services.payments import apply_plan, lock_account
 from orgs.services.audit import Actor
 from tests.concurrency import committing, run_concurrently
-from tests.conftest import set_plan
+from tests.conftest import FREE_CREDITS, PRO_CREDITS, TEAM_CREDITS, set_plan
 from tests.factories import OrganizationFactory
 
 NOVEMBER = datetime(2026, 11, 10, 12, tzinfo=UTC)
@@ -52,7 +52,7 @@ def november_org(db):
 def test_a_new_org_gets_the_free_allowance_until_the_month_ends(november_org):
     grant = allowance_grants(november_org).get()
 
-    assert (grant.amount, grant.expires_at) == (D(1000), datetime(2026, 12, 1, tzinfo=UTC))
+    assert (grant.amount, grant.expires_at) == (FREE_CREDITS, datetime(2026, 12, 1, tzinfo=UTC))
     claim = AllowanceClaim.objects.get(org=november_org)
     assert (claim.month.isoformat(), claim.plan.name, claim.status) == (
         "2026-11-01",
@@ -79,8 +79,8 @@ def test_the_november_allowance_does_not_roll_over(november_org):
     expire_credit_grants(now=DECEMBER_1)
 
     november, december = allowance_grants(november_org)
-    assert (november.remaining, december.remaining) == (0, D(1000))
-    assert CreditBalance.objects.get(org=november_org).posted == D(1000)
+    assert (november.remaining, december.remaining) == (0, FREE_CREDITS)
+    assert CreditBalance.objects.get(org=november_org).posted == FREE_CREDITS
 
 
 @pytest.mark.django_db
@@ -92,8 +92,8 @@ def test_an_org_on_pro_gets_the_pro_allowance_and_a_past_due_one_the_free(novemb
 
     allowances.grant_monthly_allowances(now=DECEMBER_1)
 
-    assert allowance_grants(pro).last().amount == D(20000)
-    assert allowance_grants(november_org).last().amount == D(1000)
+    assert allowance_grants(pro).last().amount == PRO_CREDITS
+    assert allowance_grants(november_org).last().amount == FREE_CREDITS
     assert AllowanceClaim.objects.get(org=november_org, month="2026-12-01").plan.name == "free"
 
 
@@ -101,14 +101,14 @@ def test_an_org_on_pro_gets_the_pro_allowance_and_a_past_due_one_the_free(novemb
 def test_an_overage_plans_negative_balance_is_settled_before_the_grant(november_org):
     set_plan(november_org, "pro")
     with transaction.atomic():
-        debit_usage(costs_by_org={november_org.pk: [(1, D(1300))]}, reference="t", now=NOVEMBER)
+        debit_usage(costs_by_org={november_org.pk: [(1, FREE_CREDITS + 300)]}, reference="t", now=NOVEMBER)
 
     allowances.grant_monthly_allowances(now=DECEMBER_1)
 
     last = list(
         LedgerEntry.objects.filter(org=november_org).order_by("id").values_list("entry_type", "amount")
     )[-2:]
-    assert last == [(EntryType.SETTLEMENT, D(300)), (EntryType.GRANT, D(20000))]
+    assert last == [(EntryType.SETTLEMENT, D(300)), (EntryType.GRANT, PRO_CREDITS)]
     assert CreditBalance.objects.get(org=november_org).posted == D(20000)
 
 
@@ -176,8 +176,9 @@ def test_an_upgrade_tops_the_month_up_to_the_new_plans_amount_once(november_org)
         change_plan(november_org, "pro")  # the same decision again grants nothing
         change_plan(november_org, "team")
 
-        assert [g.amount for g in allowance_grants(november_org)] == [D(1000), D(19000), D(80000)]
-        assert CreditBalance.objects.get(org=november_org).posted == D(100000)
+        tops = [FREE_CREDITS, PRO_CREDITS - FREE_CREDITS, TEAM_CREDITS - PRO_CREDITS]
+        assert [g.amount for g in allowance_grants(november_org)] == tops
+        assert CreditBalance.objects.get(org=november_org).posted == TEAM_CREDITS
 
 
 @pytest.mark.django_db
@@ -187,7 +188,10 @@ def test_a_downgrade_in_the_month_grants_nothing_more(november_org):
         change_plan(november_org, "pro")
         change_plan(november_org, "team")
 
-        assert [g.amount for g in allowance_grants(november_org)] == [D(1000), D(99000)]
+        assert [g.amount for g in allowance_grants(november_org)] == [
+            FREE_CREDITS,
+            TEAM_CREDITS - FREE_CREDITS,
+        ]
         assert AllowanceClaim.objects.get(org=november_org, plan__name="pro").credits == 0
 
 
@@ -240,4 +244,4 @@ def test_concurrent_runs_grant_once():
     for org in orgs:
         assert allowance_grants(org).count() == 2
         # November's allowance expired as December's arrived: no rollover.
-        assert CreditBalance.objects.get(org=org).posted == D(1000)
+        assert CreditBalance.objects.get(org=org).posted == FREE_CREDITS

@@ -19,6 +19,7 @@ from billing.services.checkout import ensure_customer
 from orgs.models import AuditEntry
 from tests.billing.conftest import deliver, subscribe
 from tests.concurrency import committing, run_concurrently
+from tests.conftest import FREE_CREDITS, PRO_CREDITS
 from tests.factories import OrganizationFactory
 from tests.stripe_standin.fixtures import WEBHOOK_SECRET
 from tests.stripe_standin.server import sign_webhook
@@ -40,7 +41,7 @@ def test_a_new_pro_subscription_makes_the_org_pro_with_its_allowance(
     assert plan_of(org) == "pro"
     # The month's free allowance topped up to pro's amount: one allowance, never a second full one.
     allowances = CreditGrant.objects.filter(org=org, grant_type=GrantType.ALLOWANCE).order_by("id")
-    assert [grant.amount for grant in allowances] == [1000, 19000]
+    assert [grant.amount for grant in allowances] == [FREE_CREDITS, PRO_CREDITS - FREE_CREDITS]
     entry = AuditEntry.objects.get(org=org, action="billing.plan_changed")
     assert (entry.before, entry.after, entry.actor_type) == ({"plan": "free"}, {"plan": "pro"}, "stripe")
 

@@ -4,7 +4,7 @@ import pytest
 
 from billing.models import Hold, HoldState
 from billing.services.holds import reserve_credits
-from tests.conftest import MEMBER
+from tests.conftest import FREE_CREDITS, MEMBER, as_api
 from usage.services.holds import commit_hold
 
 pytestmark = pytest.mark.django_db
@@ -39,7 +39,7 @@ def test_it_releases_and_releasing_twice_is_harmless(api, hold):
 def test_a_released_hold_no_longer_counts(api, org, hold):
     api.post(url(hold))
 
-    assert api.get(f"/api/v1/orgs/{org.public_id}/credits").json()["balance"] == "1000.000000"
+    assert api.get(f"/api/v1/orgs/{org.public_id}/credits").json()["balance"] == as_api(FREE_CREDITS)
 
 
 def test_releasing_a_committed_hold_is_409(api, hold, product):

@@ -7,7 +7,7 @@ from billing.models import Hold, HoldState
 from billing.services.grants import grant_credits
 from orgs.services.audit import Actor
 from tests.concurrency import committing, run_concurrently
-from tests.conftest import MEMBER, OUTSIDER, OWNER, client_with, set_plan
+from tests.conftest import FIX_RUN, FREE_CREDITS, MEMBER, OUTSIDER, OWNER, as_api, client_with, set_plan
 from tests.factories import OrganizationFactory
 
 URL = "/api/v1/entitlements:reserve"
@@ -34,7 +34,7 @@ def test_it_holds_the_cost_and_the_balance_drops_at_once(api, org, catalog, prod
         True,
         "ok",
         "100.000000",
-        "900.000000",
+        as_api(FREE_CREDITS - 100),
     )
     hold = Hold.objects.get(public_id=result["hold_id"])
     assert (hold.state, hold.product, hold.cost, hold.user_id) == (HoldState.ACTIVE, product, D(100), MEMBER)
@@ -44,7 +44,7 @@ def test_it_holds_the_cost_and_the_balance_drops_at_once(api, org, catalog, prod
         {"org_id": org.public_id, "user_id": MEMBER, "metric": "fix_run"},
         format="json",
     )
-    assert check.json()["balance"] == "900.000000"
+    assert check.json()["balance"] == as_api(FREE_CREDITS - 100)
 
 
 @pytest.mark.django_db
@@ -72,11 +72,12 @@ def test_the_same_key_with_another_body_is_a_conflict(api, org, catalog):
 @pytest.mark.django_db
 def test_a_denial_answers_like_the_check_and_holds_nothing(api, org, catalog):
     outsider = api.post(URL, body(org, user_id=OUTSIDER), format="json")
-    too_much = api.post(URL, body(org, quantity="400.4", idempotency_key="op-2"), format="json")
+    runs = str(FREE_CREDITS / FIX_RUN + D("0.4"))
+    too_much = api.post(URL, body(org, quantity=runs, idempotency_key="op-2"), format="json")
 
     assert (outsider.status_code, outsider.json()["reason"]) == (403, "not_a_member")
     assert (too_much.status_code, too_much.json()["error"]["code"]) == (402, "insufficient_credits")
-    assert too_much.json()["balance"] == "1000.000000"
+    assert too_much.json()["balance"] == as_api(FREE_CREDITS)
     assert not Hold.objects.exists()
 
 
@@ -84,10 +85,12 @@ def test_a_denial_answers_like_the_check_and_holds_nothing(api, org, catalog):
 def test_holds_are_written_on_overage_plans_too(api, org, catalog):
     set_plan(org, "pro")
 
-    response = api.post(URL, body(org, quantity="1000"), format="json")  # 2500 credits against 1000
+    runs = FREE_CREDITS  # costs FIX_RUN times the balance
+
+    response = api.post(URL, body(org, quantity=str(runs)), format="json")
 
     assert response.status_code == 201
-    assert response.json()["balance"] == "-1500.000000"
+    assert response.json()["balance"] == as_api(FREE_CREDITS - runs * FIX_RUN)
 
 
 @pytest.mark.django_db
@@ -122,35 +125,41 @@ def test_it_needs_a_key(org, catalog):
 
 @committing
 def test_concurrent_reserves_never_overdraw_a_plan_without_overage(api_key, catalog):
-    org = OrganizationFactory(owner_user_id=OWNER)  # 1000 credits, free plan: no overage
+    org = OrganizationFactory(owner_user_id=OWNER)  # the free plan: no overage
+    cost = FREE_CREDITS * D("0.3")  # three fit, a fourth does not
 
     def reserve(index):
         response = client_with(api_key).post(
-            URL, body(org, user_id=OWNER, quantity="120", idempotency_key=f"op-{index}"), format="json"
+            URL,
+            body(org, user_id=OWNER, quantity=str(cost / FIX_RUN), idempotency_key=f"op-{index}"),
+            format="json",
         )
         return response.status_code
 
-    statuses = run_concurrently(reserve, 10)  # 10 × 300 credits against 1000
+    statuses = run_concurrently(reserve, 10)
 
     assert sorted(statuses) == [201] * 3 + [402] * 7
-    assert sum(hold.cost for hold in Hold.objects.filter(org=org)) == D(900)
+    assert sum(hold.cost for hold in Hold.objects.filter(org=org)) == 3 * cost
 
 
 @committing
 def test_concurrent_reserves_and_a_grant_stay_consistent(api_key, catalog):
     org = OrganizationFactory(owner_user_id=OWNER)
+    cost, bonus = D(300), D(600)
 
     def work(index):
         if index == 0:
-            grant_credits(org=org, amount=D(600), grant_type="bonus", reason="x", actor=Actor.system("t"))
+            grant_credits(org=org, amount=bonus, grant_type="bonus", reason="x", actor=Actor.system("t"))
             return "granted"
+        runs = str(cost / FIX_RUN)
         response = client_with(api_key).post(
-            URL, body(org, user_id=OWNER, quantity="120", idempotency_key=f"op-{index}"), format="json"
+            URL, body(org, user_id=OWNER, quantity=runs, idempotency_key=f"op-{index}"), format="json"
         )
         return response.status_code
 
     results = run_concurrently(work, 8)
 
     held = sum(hold.cost for hold in Hold.objects.filter(org=org))
-    assert held <= D(1600)
-    assert results.count(201) in (3, 5)  # before or after the grant landed: never more than fits
+    assert held <= FREE_CREDITS + bonus
+    # Before or after the grant landed: never more than fits.
+    assert results.count(201) in (FREE_CREDITS // cost, min((FREE_CREDITS + bonus) // cost, 7))

@@ -10,7 +10,7 @@ from orgs.models import AuditEntry, Invitation, Membership, Organization, Produc
 from orgs.services.audit import Actor
 from orgs.services.invitations import create_invitation
 from orgs.staff import BILLING_ADMIN, SUPPORT
-from tests.conftest import MEMBER, OWNER, client_with
+from tests.conftest import FREE_CREDITS, MEMBER, OWNER, as_api, client_with
 
 pytestmark = pytest.mark.django_db
 
@@ -258,5 +258,5 @@ def test_billing_admin_grants_beyond_the_support_limit(billing_admin, org):
 def test_the_org_page_shows_credits_and_ledger(support, org):
     page = support.get(change_page(org)).content.decode()
 
-    assert "available <strong>1000.000000</strong>" in page
+    assert f"available <strong>{as_api(FREE_CREDITS)}</strong>" in page
     assert "Ledger (latest 50" in page and "allowance" in page

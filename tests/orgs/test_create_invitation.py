@@ -6,6 +6,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from orgs.models import AuditEntry, Invitation
+from tests.conftest import fill_seats
 
 pytestmark = pytest.mark.django_db
 
@@ -30,7 +31,7 @@ def test_it_creates_an_invitation_with_a_token_shown_once(api, org, product):
 
 
 def test_pending_invitations_hold_seats(api, org):
-    # Free plan: 3 seats; owner + member + this invitation fill them.
+    fill_seats(org, leave=1)  # this invitation takes the last seat
     assert api.post(url(org), {"email": "a@x.example", "role": "member"}, format="json").status_code == 201
 
     response = api.post(url(org), {"email": "b@x.example", "role": "member"}, format="json")

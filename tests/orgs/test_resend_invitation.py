@@ -16,7 +16,7 @@ from orgs.services.invitations import create_invitation, expire_invitations, has
 from orgs.services.memberships import upsert_membership
 from orgs.staff import SUPPORT
 from tests.concurrency import committing, run_concurrently
-from tests.conftest import OWNER
+from tests.conftest import FREE_SEATS, OWNER, fill_seats
 from tests.factories import OrganizationFactory
 
 SYSTEM = Actor.system("tests")
@@ -35,17 +35,17 @@ def add_member(org, user_id: str):
 @pytest.mark.django_db
 @pytest.mark.parametrize("marked_by_the_job", [True, False])
 def test_reviving_an_expired_invitation_on_a_full_org_is_refused(org, marked_by_the_job):
-    # org: OWNER and MEMBER on the free plan's 3 seats; the invitation's seat went when it expired.
+    # The invitation's seat went when it expired; the org then fills every seat.
     invitation, token = invite(org, "late@x.example", days_ago=8)
     if marked_by_the_job:
         expire_invitations()
-    add_member(org, "u-third")  # the seat the expired invitation no longer held
+    fill_seats(org)  # the seat the expired invitation no longer held too
     before = Invitation.objects.get(pk=invitation.pk)
 
     with pytest.raises(SeatLimitReached) as refused:
         resend_invitation(invitation=invitation, actor=SYSTEM)
 
-    assert refused.value.details == {"seat_limit": 3, "seats_in_use": 3}
+    assert refused.value.details == {"seat_limit": FREE_SEATS, "seats_in_use": FREE_SEATS}
     after = Invitation.objects.get(pk=invitation.pk)
     assert after.state_at(timezone.now()) == InvitationState.EXPIRED
     assert (after.token_hash, after.expires_at, after.expired_at) == (
@@ -55,27 +55,29 @@ def test_reviving_an_expired_invitation_on_a_full_org_is_refused(org, marked_by_
     )
     assert not AuditEntry.objects.filter(action="invitation.resent").exists()
     assert not OutboxMessage.objects.exists()
-    assert seats_in_use(org, now=timezone.now()) == 3
+    assert seats_in_use(org, now=timezone.now()) == FREE_SEATS
 
 
 @pytest.mark.django_db
 def test_reviving_an_expired_invitation_takes_a_free_seat(org):
     invitation, _ = invite(org, "late@x.example", days_ago=8)
     expire_invitations()
+    fill_seats(org, leave=1)
 
     resent, token = resend_invitation(invitation=invitation, actor=SYSTEM)
 
     assert resent.state_at(timezone.now()) == InvitationState.PENDING
     assert resent.token_hash == hash_token(token)
-    assert seats_in_use(org, now=timezone.now()) == 3
+    assert seats_in_use(org, now=timezone.now()) == FREE_SEATS
     with pytest.raises(SeatLimitReached):
-        add_member(org, "u-fourth")  # the revived invitation holds the last seat
+        add_member(org, "one-too-many")  # the revived invitation holds the last seat
 
 
 @pytest.mark.django_db
 def test_resending_a_pending_invitation_on_a_full_org_needs_no_extra_seat(org):
-    invitation, old_token = invite(org, "soon@x.example", days_ago=2)  # the third seat
-    assert seats_in_use(org, now=timezone.now()) == 3
+    fill_seats(org, leave=1)
+    invitation, old_token = invite(org, "soon@x.example", days_ago=2)  # the last seat
+    assert seats_in_use(org, now=timezone.now()) == FREE_SEATS
 
     first, token = resend_invitation(invitation=invitation, actor=SYSTEM)
     second, newer = resend_invitation(invitation=first, actor=SYSTEM)  # and again
@@ -83,7 +85,7 @@ def test_resending_a_pending_invitation_on_a_full_org_needs_no_extra_seat(org):
     assert len({hash_token(old_token), hash_token(token), hash_token(newer)}) == 3
     assert second.expires_at == timezone.now() + timedelta(days=7)
     assert AuditEntry.objects.filter(action="invitation.resent").count() == 2
-    assert seats_in_use(org, now=timezone.now()) == 3
+    assert seats_in_use(org, now=timezone.now()) == FREE_SEATS
 
 
 @pytest.mark.django_db
@@ -92,7 +94,7 @@ def test_support_sees_the_seat_rule_when_a_resend_is_refused(client, org):
     user.groups.add(Group.objects.get(name=SUPPORT))
     client.force_login(user)
     invitation, _ = invite(org, "late@x.example", days_ago=8)
-    add_member(org, "u-third")
+    fill_seats(org)
     url = reverse("admin:orgs_organization_act", args=[org.pk, "resend-invitation"])
 
     response = client.post(url, {"invitation": invitation.pk})
@@ -114,28 +116,28 @@ def _attempt(call) -> str:
 def test_two_concurrent_revivals_on_an_org_with_one_free_seat_take_it_once():
     org = OrganizationFactory(owner_user_id=OWNER)
     invitations = [invite(org, f"late{n}@x.example", days_ago=8)[0] for n in range(2)]
-    add_member(org, "u-second")  # after both expired: one seat is left
+    fill_seats(org, leave=1)  # after both expired: one seat is left
 
     results = run_concurrently(
         lambda n: _attempt(lambda: resend_invitation(invitation=invitations[n], actor=SYSTEM)), 2
     )
 
     assert sorted(results) == ["ok", "seat_limit_reached"]
-    assert seats_in_use(org, now=timezone.now()) == 3
+    assert seats_in_use(org, now=timezone.now()) == FREE_SEATS
     assert AuditEntry.objects.filter(org=org, action="invitation.resent").count() == 1
 
 
 @committing
 def test_a_revival_racing_an_upsert_for_the_last_seat_lets_one_through():
     org = OrganizationFactory(owner_user_id=OWNER)
-    add_member(org, "u-second")
     invitation, _ = invite(org, "late@x.example", days_ago=8)
+    fill_seats(org, leave=1)
     calls = [
         lambda: resend_invitation(invitation=invitation, actor=SYSTEM),
-        lambda: add_member(org, "u-third"),
+        lambda: add_member(org, "last-seat"),
     ]
 
     results = run_concurrently(lambda n: _attempt(calls[n]), 2)
 
     assert sorted(results) == ["ok", "seat_limit_reached"]
-    assert seats_in_use(org, now=timezone.now()) == 3
+    assert seats_in_use(org, now=timezone.now()) == FREE_SEATS

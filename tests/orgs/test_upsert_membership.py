@@ -6,7 +6,7 @@ from orgs.services.audit import Actor
 from orgs.services.invitations import create_invitation
 from orgs.services.memberships import upsert_membership
 from tests.concurrency import committing, run_concurrently
-from tests.conftest import MEMBER, OUTSIDER, OWNER, client_with
+from tests.conftest import FREE_SEATS, MEMBER, OUTSIDER, OWNER, client_with, fill_seats
 from tests.factories import OrganizationFactory
 
 
@@ -71,19 +71,20 @@ def test_it_keeps_the_email_when_none_is_given(api, org):
 
 @pytest.mark.django_db
 def test_it_refuses_a_member_beyond_the_seat_limit(api, org):
-    # The free plan has 3 seats; the org has an owner and a member.
-    assert api.post(url(org), {"user_id": "u-3", "role": "member"}, format="json").status_code == 201
+    fill_seats(org, leave=1)
+    assert api.post(url(org), {"user_id": "u-last", "role": "member"}, format="json").status_code == 201
 
-    response = api.post(url(org), {"user_id": "u-4", "role": "member"}, format="json")
+    response = api.post(url(org), {"user_id": "one-too-many", "role": "member"}, format="json")
 
     assert response.status_code == 402
     assert response.json()["error"]["code"] == "seat_limit_reached"
-    assert response.json()["error"]["details"] == {"seat_limit": 3, "seats_in_use": 3}
-    assert not Membership.objects.filter(user_id="u-4").exists()
+    assert response.json()["error"]["details"] == {"seat_limit": FREE_SEATS, "seats_in_use": FREE_SEATS}
+    assert not Membership.objects.filter(user_id="one-too-many").exists()
 
 
 @pytest.mark.django_db
 def test_a_pending_invitation_holds_a_seat(api, org):
+    fill_seats(org, leave=1)
     create_invitation(org=org, email="pending@x.example", role=Role.MEMBER, actor=Actor.system("tests"))
 
     response = api.post(url(org), {"user_id": "u-3", "role": "member"}, format="json")
@@ -93,6 +94,7 @@ def test_a_pending_invitation_holds_a_seat(api, org):
 
 @pytest.mark.django_db
 def test_updating_an_existing_member_needs_no_free_seat(api, org):
+    fill_seats(org, leave=1)
     api.post(url(org), {"user_id": "u-3", "role": "member"}, format="json")  # the org is now full
 
     response = api.post(url(org), {"user_id": "u-3", "role": "admin"}, format="json")
@@ -228,7 +230,7 @@ def test_sixteen_concurrent_upserts_of_one_new_member_create_it_once(api_key):
 
 @committing
 def test_concurrent_adds_never_exceed_the_seat_limit(api_key):
-    org = OrganizationFactory(owner_user_id=OWNER)  # 1 of 3 seats used
+    org = OrganizationFactory(owner_user_id=OWNER)  # one of the free plan's seats used
 
     def upsert(index):
         body = {"user_id": f"u-{index}", "role": "member"}
@@ -236,8 +238,8 @@ def test_concurrent_adds_never_exceed_the_seat_limit(api_key):
 
     statuses = run_concurrently(upsert, 8)
 
-    assert sorted(statuses) == [201, 201] + [402] * 6
-    assert Membership.objects.filter(org=org).count() == 3
+    assert sorted(statuses) == [201] * (FREE_SEATS - 1) + [402] * (8 - FREE_SEATS + 1)
+    assert Membership.objects.filter(org=org).count() == FREE_SEATS
 
 
 @committing

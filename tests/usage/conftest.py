@@ -2,6 +2,7 @@
 committed), against the Stripe stand-in."""
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from types import SimpleNamespace
 
 import pytest
@@ -12,7 +13,7 @@ from billing.services.catalog import load_catalog
 from billing.services.catalog_sync import sync_stripe_catalog
 from billing.services.checkout import ensure_customer
 from orgs.models import Product
-from tests.conftest import TEST_CATALOG, set_plan
+from tests.conftest import FREE_CREDITS, TEST_CATALOG, set_plan
 from tests.factories import OrganizationFactory
 from usage.services.events import record_usage_events
 
@@ -23,7 +24,7 @@ BILL_FROM = datetime(2026, 11, 20, 12, tzinfo=UTC)
 @pytest.fixture
 def live(stripe_standin, djstripe_account, settings):
     """Live billing from BILL_FROM, the clock at NOW, the catalog in the stand-in, and `new_org()`:
-    an org on pro (1 000 credits of free allowance) with a Stripe customer."""
+    an org on pro (the free plan's allowance this month: FREE_CREDITS) with a Stripe customer."""
     settings.BILLING_SHADOW_MODE = False
     settings.BILLING_BILL_FROM = BILL_FROM
     with time_machine.travel(NOW, tick=False) as clock:
@@ -60,6 +61,11 @@ def live(stripe_standin, djstripe_account, settings):
 
         use.count = 0
         yield SimpleNamespace(standin=stripe_standin, clock=clock, new_org=new_org, use=use, red=red)
+
+
+def beyond(overage: str) -> str:
+    """Credits that use up the allowance of `live.new_org()` (the free plan's) and `overage` more."""
+    return str(FREE_CREDITS + Decimal(overage))
 
 
 def sent_values(standin, org=None) -> list[int]:

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from billing.models import CreditBalance, Hold, HoldState, LedgerEntry
 from billing.services.holds import reserve_credits
-from tests.conftest import MEMBER
+from tests.conftest import FREE_CREDITS, MEMBER
 from usage.models import UsageEvent
 
 pytestmark = pytest.mark.django_db
@@ -49,8 +49,8 @@ def test_it_records_the_usage_and_ends_the_hold(api, org, hold):
         D(10),
         MEMBER,
     )
-    assert CreditBalance.objects.get(org=org).posted == D(990)
-    assert api.get(f"/api/v1/orgs/{org.public_id}/credits").json()["balance"] == "990.000000"
+    assert CreditBalance.objects.get(org=org).posted == FREE_CREDITS - 10
+    assert api.get(f"/api/v1/orgs/{org.public_id}/credits").json()["balance"] == f"{FREE_CREDITS - 10:.6f}"
 
 
 def test_committing_again_with_the_same_event_id_writes_nothing(api, hold):

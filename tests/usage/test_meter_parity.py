@@ -5,6 +5,7 @@ from io import StringIO
 from django.core.management import call_command
 
 from tests.concurrency import committing
+from tests.usage.conftest import beyond
 from usage.models import MeterParity, MeterReport, MeterReportStatus, UsageBucket
 from usage.services.metering import report_meter_usage
 from usage.services.parity import check_meter_parity
@@ -15,7 +16,7 @@ pytestmark = committing
 
 def test_events_buckets_reports_and_stripe_agree(live):
     org = live.new_org()
-    live.use(org, "1002.5")
+    live.use(org, beyond("2.5"))
     rollup_usage()
     report_meter_usage()
     live.use(org, "1")  # not rolled up yet: later events are not drift
@@ -35,7 +36,7 @@ def test_events_buckets_reports_and_stripe_agree(live):
 
 def test_a_bucket_that_lost_an_event_is_drift(live):
     org = live.new_org()
-    live.use(org, "1004")
+    live.use(org, beyond("4"))
     rollup_usage()
     UsageBucket.objects.filter(org=org).update(billable_overage=D(1))
 
@@ -47,7 +48,7 @@ def test_a_bucket_that_lost_an_event_is_drift(live):
 
 def test_a_report_stripe_does_not_count_is_drift(live):
     org = live.new_org()
-    live.use(org, "1003")
+    live.use(org, beyond("3"))
     rollup_usage()
     report_meter_usage()
     sent = MeterReport.objects.get()
@@ -74,7 +75,7 @@ def test_a_report_stripe_does_not_count_is_drift(live):
 
 def test_runjob_runs_it(live):
     org = live.new_org()
-    live.use(org, "1002")
+    live.use(org, beyond("2"))
     rollup_usage()
     out = StringIO()
 

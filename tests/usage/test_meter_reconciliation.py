@@ -9,7 +9,7 @@ import stripe
 
 from billing.services.payments import customer_id_for
 from tests.concurrency import committing
-from tests.usage.conftest import NOW, sent_values
+from tests.usage.conftest import NOW, beyond, sent_values
 from usage.models import MeterReport, MeterReportStatus
 from usage.services import metering
 from usage.services.metering import report_meter_usage
@@ -28,7 +28,7 @@ def _no_library_retries(monkeypatch):
 def test_a_lost_answer_in_a_long_run_is_found_after_23_hours_and_not_billed_twice(live, monkeypatch):
     orgs = [live.new_org() for _ in range(3)]
     for org in orgs:
-        live.use(org, "1003")
+        live.use(org, beyond("3"))
     rollup_usage()
     real = metering.customer_id_for
 
@@ -55,7 +55,7 @@ def test_a_lost_answer_in_a_long_run_is_found_after_23_hours_and_not_billed_twic
 
 def test_a_report_stripe_never_got_is_resent_once_under_a_new_identifier(live):
     org = live.new_org()
-    live.use(org, "1007")
+    live.use(org, beyond("7"))
     rollup_usage()
     live.standin.fail_next("POST", METER_EVENTS, status=503)  # refused before reaching Stripe
     report_meter_usage()
@@ -70,7 +70,7 @@ def test_a_report_stripe_never_got_is_resent_once_under_a_new_identifier(live):
 
 def test_an_attempt_stripe_does_not_count_yet_is_unclear_and_never_resent(live):
     org = live.new_org()
-    live.use(org, "1007")
+    live.use(org, beyond("7"))
     rollup_usage()
     live.standin.summary_delay = 45 * 60  # Stripe's summaries lag 45 minutes behind
     live.standin.fail_next("POST", METER_EVENTS, status=503)
@@ -96,7 +96,7 @@ def test_an_attempt_stripe_does_not_count_yet_is_unclear_and_never_resent(live):
 
 def test_a_total_that_does_not_match_exactly_is_unclear_and_kept_for_staff(live, caplog):
     org = live.new_org()
-    live.use(org, "1007")
+    live.use(org, beyond("7"))
     rollup_usage()
     live.standin.fail_next("POST", METER_EVENTS, status=500, after=True)
     report_meter_usage()
@@ -120,7 +120,7 @@ def test_a_total_that_does_not_match_exactly_is_unclear_and_kept_for_staff(live,
 
 def test_the_window_takes_in_other_reports_of_the_org_that_reach_into_it(live):
     org = live.new_org()
-    live.use(org, "1002")
+    live.use(org, beyond("2"))
     rollup_usage()
     report_meter_usage()  # report 1, sent at NOW
     live.use(org, "4")

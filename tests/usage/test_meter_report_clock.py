@@ -8,7 +8,7 @@ import stripe
 from django.core.management import call_command
 
 from tests.concurrency import committing
-from tests.usage.conftest import NOW, sent_values
+from tests.usage.conftest import NOW, beyond, sent_values
 from usage.models import MeterReport, MeterReportStatus
 from usage.services.rollup import rollup_usage
 
@@ -23,7 +23,7 @@ def runjob(now: str) -> dict:
 
 def test_a_replayed_run_stamps_its_meter_events_with_the_real_time(live):
     org = live.new_org()
-    live.use(org, "1004")
+    live.use(org, beyond("4"))
     rollup_usage()
 
     summary = runjob("2026-11-20T09:10:00Z")  # replaying a missed run, six hours late
@@ -37,7 +37,7 @@ def test_a_replayed_run_stamps_its_meter_events_with_the_real_time(live):
 
 def test_a_replay_older_than_35_days_is_still_billed(live):
     org = live.new_org()
-    live.use(org, "1003")
+    live.use(org, beyond("3"))
     rollup_usage()
 
     summary = runjob("2026-10-01T00:10:00Z")  # Stripe refuses timestamps older than 35 days
@@ -50,7 +50,7 @@ def test_a_replay_older_than_35_days_is_still_billed(live):
 def test_the_backoff_is_evaluated_at_the_replayed_instant(live, monkeypatch):
     monkeypatch.setattr(stripe, "max_network_retries", 0)
     org = live.new_org()
-    live.use(org, "1002")
+    live.use(org, beyond("2"))
     rollup_usage()
     live.standin.fail_next("POST", "/v1/billing/meter_events", status=503)
     replayed = datetime.fromisoformat("2026-11-20T09:10:00+00:00")

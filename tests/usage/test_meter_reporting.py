@@ -10,7 +10,7 @@ from billing.models import AllowanceClaim, ClaimStatus
 from billing.services.catalog import load_catalog
 from tests.concurrency import committing, run_concurrently
 from tests.conftest import TEST_CATALOG
-from tests.usage.conftest import NOW, sent_values
+from tests.usage.conftest import NOW, beyond, sent_values
 from usage.models import MeterReport, MeterReportStatus, UsageBucket
 from usage.services import metering
 from usage.services.metering import report_meter_usage
@@ -26,7 +26,7 @@ def report():
 
 def test_it_sends_the_whole_credits_and_carries_the_fraction(live):
     org = live.new_org()
-    live.use(org, "1002.5")  # 1 000 allowance credits: 2.5 overage
+    live.use(org, beyond("2.5"))  # 2.5 beyond the allowance
 
     summary = report()
 
@@ -42,7 +42,7 @@ def test_it_sends_the_whole_credits_and_carries_the_fraction(live):
 
 def test_nothing_is_sent_below_a_whole_credit(live):
     org = live.new_org()
-    live.use(org, "1000.9")
+    live.use(org, beyond("0.9"))
 
     assert report()["written"] == 0
     assert not live.standin.meter_events
@@ -50,7 +50,7 @@ def test_nothing_is_sent_below_a_whole_credit(live):
 
 def test_a_crash_after_sending_does_not_bill_twice(live, monkeypatch):
     org = live.new_org()
-    live.use(org, "1003")
+    live.use(org, beyond("3"))
     real = metering._mark_sent
 
     def crash(*args, **kwargs):
@@ -76,7 +76,7 @@ def test_a_crash_after_sending_does_not_bill_twice(live, monkeypatch):
 def test_a_lost_answer_is_resent_with_the_same_identifier_and_value(live, monkeypatch):
     monkeypatch.setattr(stripe, "max_network_retries", 0)
     org = live.new_org()
-    live.use(org, "1004")
+    live.use(org, beyond("4"))
     live.standin.fail_next("POST", "/v1/billing/meter_events", status=500, after=True)
 
     assert report()["retry"] == 1
@@ -96,7 +96,7 @@ def test_a_lost_answer_is_resent_with_the_same_identifier_and_value(live, monkey
 
 def test_a_late_event_produces_exactly_one_further_report(live):
     org = live.new_org()
-    live.use(org, "1002")
+    live.use(org, beyond("2"))
     report()
 
     live.use(org, "3", at="2026-11-20T12:15:00Z")  # late: an hour already reported
@@ -109,7 +109,7 @@ def test_a_late_event_produces_exactly_one_further_report(live):
 
 def test_a_report_lists_the_buckets_changed_since_the_previous_one(live):
     org = live.new_org()
-    live.use(org, "1002", at="2026-11-20T13:00:00Z")
+    live.use(org, beyond("2"), at="2026-11-20T13:00:00Z")
     report()
     live.clock.shift(timedelta(minutes=5))
     live.use(org, "3", at="2026-11-20T14:00:00Z")
@@ -124,7 +124,7 @@ def test_a_report_lists_the_buckets_changed_since_the_previous_one(live):
 
 def test_fractions_add_up_over_many_reports(live):
     org = live.new_org()
-    live.use(org, "1000")
+    live.use(org, beyond("0"))
     for _ in range(10):
         live.use(org, "0.3")
         report()
@@ -138,7 +138,7 @@ def test_fractions_add_up_over_many_reports(live):
 def test_shadow_mode_sends_nothing_and_counts_nothing_as_sent(live, settings):
     settings.BILLING_SHADOW_MODE = True
     org = live.new_org()
-    live.use(org, "1005")
+    live.use(org, beyond("5"))
 
     shadow = report()
 
@@ -158,7 +158,7 @@ def test_the_bill_from_boundary_is_respected_per_product(live):
     catalog["products"]["red"] = {**catalog["products"]["red"], "bill_from": "2026-11-20T14:00:00Z"}
     load_catalog(catalog)
     org = live.new_org()
-    live.use(org, "1000", at="2026-11-20T14:10:00Z")  # uses up the credits
+    live.use(org, beyond("0"), at="2026-11-20T14:10:00Z")  # uses up the credits
     live.use(org, "7", at="2026-11-20T13:59:59Z")  # red, before red's own bill-from: never billed
     live.use(org, "2", at="2026-11-20T14:00:00Z")  # red, from red's bill-from on
     blue = live.red.__class__.objects.get(slug="blue")
@@ -173,7 +173,7 @@ def test_the_bill_from_boundary_is_respected_per_product(live):
 def test_without_redis_it_refuses_to_send(live, settings):
     settings.REDIS_URL = None
     org = live.new_org()
-    live.use(org, "1003")
+    live.use(org, beyond("3"))
 
     summary = report()
 
@@ -184,7 +184,7 @@ def test_without_redis_it_refuses_to_send(live, settings):
 def test_an_unsent_report_older_than_23_hours_is_reconciled_not_resent(live, monkeypatch):
     monkeypatch.setattr(stripe, "max_network_retries", 0)
     org = live.new_org()
-    live.use(org, "1006")
+    live.use(org, beyond("6"))
     live.standin.fail_next("POST", "/v1/billing/meter_events", status=500, after=True)  # it did arrive
     report()
     live.clock.shift(timedelta(hours=23, minutes=1))
@@ -204,7 +204,7 @@ def test_an_unsent_report_older_than_23_hours_is_reconciled_not_resent(live, mon
 def test_a_report_stripe_never_got_is_abandoned_and_its_credits_reported_anew(live, monkeypatch):
     monkeypatch.setattr(stripe, "max_network_retries", 0)
     org = live.new_org()
-    live.use(org, "1007")
+    live.use(org, beyond("7"))
     live.standin.fail_next("POST", "/v1/billing/meter_events", status=503)
     report()
     live.clock.shift(timedelta(hours=23, minutes=1))
@@ -223,7 +223,7 @@ def test_a_report_stripe_never_got_is_abandoned_and_its_credits_reported_anew(li
 def test_rate_limits_and_outages_are_retried_later(live, monkeypatch):
     monkeypatch.setattr(stripe, "max_network_retries", 0)
     org = live.new_org()
-    live.use(org, "1002")
+    live.use(org, beyond("2"))
     live.standin.fail_next("POST", "/v1/billing/meter_events", status=429)
 
     assert report()["retry"] == 1
@@ -237,7 +237,7 @@ def test_rate_limits_and_outages_are_retried_later(live, monkeypatch):
 
 def test_a_refusal_is_kept_for_staff_and_not_resent(live):
     org = live.new_org()
-    live.use(org, "1002")
+    live.use(org, beyond("2"))
     body = {"error": {"type": "invalid_request_error", "message": "No such customer: 'cus_x'"}}
     live.standin.fail_next("POST", "/v1/billing/meter_events", status=400, body=body)
 
@@ -253,7 +253,7 @@ def test_a_refusal_is_kept_for_staff_and_not_resent(live):
 
 def test_an_org_whose_allowance_claim_failed_is_left_out_of_the_run(live):
     org = live.new_org()
-    live.use(org, "1002")
+    live.use(org, beyond("2"))
     AllowanceClaim.objects.filter(org=org, month=NOW.date().replace(day=1), plan__name="pro").update(
         status=ClaimStatus.FAILED
     )
@@ -266,7 +266,7 @@ def test_an_org_whose_allowance_claim_failed_is_left_out_of_the_run(live):
 def test_two_reporters_at_once_send_each_credit_once(live):
     orgs = [live.new_org() for _ in range(4)]
     for n, org in enumerate(orgs):
-        live.use(org, str(1000 + n + 1))
+        live.use(org, beyond(str(n + 1)))
     rollup_usage()
 
     results = run_concurrently(lambda _: report_meter_usage(), 4)
@@ -281,7 +281,7 @@ def test_row_locks_alone_still_send_each_credit_once(live, monkeypatch):
     monkeypatch.setattr(metering, "reporter_lock", lambda shadow: contextlib.nullcontext())
     orgs = [live.new_org() for _ in range(4)]
     for n, org in enumerate(orgs):
-        live.use(org, str(1000 + n + 1))
+        live.use(org, beyond(str(n + 1)))
     rollup_usage()
 
     run_concurrently(lambda _: report_meter_usage(), 4)

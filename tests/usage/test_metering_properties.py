@@ -23,7 +23,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from billing.services.checkout import ensure_customer
 from billing.services.payments import customer_id_for
-from tests.conftest import set_plan
+from tests.conftest import FREE_CREDITS, set_plan
 from tests.factories import OrganizationFactory
 from tests.usage.conftest import BILL_FROM, NOW
 from usage.models import MeterReport, MeterReportStatus, UsageBucket, UsageEvent
@@ -66,7 +66,7 @@ class MeteringMachine(RuleBasedStateMachine):
                 ensure_customer(org)
             self.orgs.append(org)
             self.use_credits(
-                org, [D(1000)], at=timezone.now() - timedelta(minutes=1)
+                org, [FREE_CREDITS], at=timezone.now() - timedelta(minutes=1)
             )  # all used: overage from now
 
     @rule(

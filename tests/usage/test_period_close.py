@@ -11,7 +11,7 @@ from billing.models import Plan
 from billing.services.payments import customer_id_for
 from billingsite import celery_app
 from tests.concurrency import committing
-from tests.usage.conftest import sent_values
+from tests.usage.conftest import beyond, sent_values
 from usage.models import MeterReport, MeterReportStatus
 from usage.services import metering
 from usage.services.metering import report_meter_usage
@@ -67,7 +67,7 @@ def period(live, post_webhook):
 
 
 def last_hour(period) -> None:
-    period.use("12:30:00", "1002")  # 2 overage credits, reported by the 13:10 run
+    period.use("12:30:00", beyond("2"))  # 2 overage credits, reported by the 13:10 run
     live_run("13:10:00")
     period.use("14:30:00", "2.5")
     period.use("15:10:00", "1.75")
@@ -157,7 +157,7 @@ def test_a_busy_reporter_lock_is_waited_for(live, period, monkeypatch):
 
 def test_an_unsent_report_of_the_period_goes_first_stamped_inside_it(live, period, monkeypatch):
     monkeypatch.setattr(stripe, "max_network_retries", 0)
-    period.use("14:30:00", "1003")
+    period.use("14:30:00", beyond("3"))
     live.standin.fail_next("POST", METER_EVENTS, status=503)
     assert live_run("15:10:00")["retry"] == 1  # 3 credits, waiting to be retried
     period.use("15:15:00", "2")
@@ -174,7 +174,7 @@ def test_an_unsent_report_of_the_period_goes_first_stamped_inside_it(live, perio
 
 def test_shadow_mode_records_the_period_close_and_sends_nothing(live, period, settings):
     settings.BILLING_SHADOW_MODE = True
-    period.use("15:10:00", "1004")
+    period.use("15:10:00", beyond("4"))
     live.clock.move_to(at("15:27:00"))
 
     period.close()
@@ -190,7 +190,7 @@ def test_shadow_mode_records_the_period_close_and_sends_nothing(live, period, se
 
 def test_usage_before_the_bill_from_instant_is_not_billed_at_the_close(live, period, settings):
     settings.BILLING_BILL_FROM = at("15:00:00")
-    period.use("14:50:00", "1004")  # before bill-from: consumed, never billed
+    period.use("14:50:00", beyond("4"))  # before bill-from: consumed, never billed
     period.use("15:05:00", "2")
     live.clock.move_to(at("15:27:00"))
 
@@ -200,7 +200,7 @@ def test_usage_before_the_bill_from_instant_is_not_billed_at_the_close(live, per
 
 
 def test_an_invoice_finalized_before_its_delivery_is_processed_closes_nothing(live, period):
-    period.use("15:10:00", "1004")
+    period.use("15:10:00", beyond("4"))
     live.clock.move_to(at("15:27:00"))
 
     period.close(finalized_first=True)  # dj-stripe re-reads it: no longer a draft
@@ -220,7 +220,7 @@ def test_the_close_waits_for_usage_a_long_transaction_keeps_from_the_rollup(live
         "draft_until": at("16:27:00"),
     }
     with long_transaction():
-        period.use("15:10:00", "1004")  # committed, but younger than the open transaction
+        period.use("15:10:00", beyond("4"))  # committed, but younger than the open transaction
         live.clock.move_to(at("15:27:00"))
         with pytest.raises(PeriodNotReady):
             report_period_overage(**close)

@@ -10,7 +10,7 @@ from billing.models import CreditBalance, EntryType, LedgerEntry
 from billing.services.accounts import soft_delete_organization
 from orgs.services.audit import Actor
 from tests.concurrency import committing, run_concurrently
-from tests.conftest import client_with, set_plan
+from tests.conftest import FIX_RUN, FREE_CREDITS, client_with, set_plan
 from tests.factories import OrganizationFactory
 from usage.models import UsageEvent
 
@@ -45,7 +45,7 @@ def test_it_stores_events_with_their_cost_and_debits_them(api, org, catalog, pro
     stored = {e.event_id: e for e in UsageEvent.objects.all()}
     assert (stored["e-1"].cost, stored["e-2"].cost, stored["e-2"].properties) == (D(5), D(1), {"repo": "x"})
     assert (stored["e-1"].product, stored["e-1"].org, stored["e-1"].user_id) == (product, org, "u-1")
-    assert posted(org) == D(994)
+    assert posted(org) == FREE_CREDITS - 6
     debit = LedgerEntry.objects.get(org=org, entry_type=EntryType.DEBIT)
     assert (debit.amount, debit.covered, debit.overage) == (D(-6), D(6), D(0))
 
@@ -66,7 +66,7 @@ def test_duplicates_are_counted_never_stored_or_debited_again(api, org, catalog)
 
     assert response.json() == {"accepted": 1, "duplicates": 2}
     assert UsageEvent.objects.count() == 2
-    assert posted(org) == D(990)
+    assert posted(org) == FREE_CREDITS - 10
 
 
 @pytest.mark.django_db
@@ -97,7 +97,7 @@ def test_one_bad_event_rejects_the_batch_and_names_it(api, org, catalog):
     assert error["code"] == "invalid_request"
     assert error["details"]["events"] == [{"index": 1, "fields": {"quantity": ["A number of 0 or more."]}}]
     assert not UsageEvent.objects.exists()
-    assert posted(org) == D(1000)
+    assert posted(org) == FREE_CREDITS
 
 
 @pytest.mark.django_db
@@ -172,9 +172,8 @@ def test_events_for_a_soft_deleted_org_are_accepted(api, org, catalog):
 
 @pytest.mark.django_db
 def test_overage_is_recorded_on_the_events_credits_did_not_cover(api, org, catalog):
-    response = post(
-        api, event(org, "a", quantity="399"), event(org, "b", quantity="2")
-    )  # 997.5 + 5 against 1000
+    almost_all = FREE_CREDITS / FIX_RUN - 1  # leaves one run's credits, and the next event needs two
+    response = post(api, event(org, "a", quantity=str(almost_all)), event(org, "b", quantity="2"))
 
     assert response.status_code == 202
     overage = dict(UsageEvent.objects.values_list("event_id", "overage"))
@@ -188,9 +187,9 @@ def test_overage_is_recorded_on_the_events_credits_did_not_cover(api, org, catal
 def test_overage_on_an_overage_plan_is_billable(api, org, catalog):
     set_plan(org, "pro")
 
-    post(api, event(org, "a", quantity="399"), event(org, "b", quantity="2"))
+    post(api, event(org, "a", quantity=str(FREE_CREDITS / FIX_RUN - 1)), event(org, "b", quantity="2"))
 
-    assert dict(UsageEvent.objects.values_list("event_id", "billable_overage")) == {"a": D(0), "b": D("2.5")}
+    assert dict(UsageEvent.objects.values_list("event_id", "billable_overage")) == {"a": D(0), "b": FIX_RUN}
 
 
 @pytest.mark.django_db
@@ -221,7 +220,7 @@ def test_a_thousand_events_fit(api, org, catalog):
     response = post(api, *[event(org, f"e-{i}", quantity="0.001") for i in range(1000)])
 
     assert response.json() == {"accepted": 1000, "duplicates": 0}
-    assert posted(org) == D("997.5")
+    assert posted(org) == FREE_CREDITS - D("2.5")
 
 
 @pytest.mark.django_db
@@ -249,4 +248,4 @@ def test_duplicate_heavy_concurrent_ingestion_debits_each_event_once(api_key, ca
         events = UsageEvent.objects.filter(org=org)
         debited = -sum(e.amount for e in LedgerEntry.objects.filter(org=org, entry_type=EntryType.DEBIT))
         assert debited == sum(e.cost for e in events) == D("0.25") * events.count()
-        assert posted(org) == D(1000) - debited
+        assert posted(org) == FREE_CREDITS - debited

@@ -11,7 +11,7 @@ from django.db import connections, transaction
 from django.db.models import Sum
 
 from tests.concurrency import committing, run_concurrently
-from tests.conftest import TEST_CATALOG, set_plan
+from tests.conftest import FIX_RUN, FREE_CREDITS, TEST_CATALOG, set_plan
 from tests.factories import OrganizationFactory
 from usage.models import UsageBucket, UsageEvent
 from usage.services.events import record_usage_events
@@ -102,12 +102,14 @@ def test_it_reads_only_what_is_new_and_late_events_join_their_hour(org, red):
 @committing
 def test_overage_and_billable_overage_are_rolled_up(org, red):
     set_plan(org, "pro")
-    ingest(org, red, *[(f"e{i}", "2026-11-20T14:05:00Z") for i in range(401)])  # 1002.5 credits against 1000
+    runs = int(FREE_CREDITS / FIX_RUN) + 1  # one run more than the month's credits cover
+    ingest(org, red, *[(f"e{i}", "2026-11-20T14:05:00Z") for i in range(runs)])
 
     rollup_usage()
 
     bucket = UsageBucket.objects.get(org=org)
-    assert (bucket.overage, bucket.billable_overage) == (D("2.5"), D("2.5"))
+    overage = runs * FIX_RUN - FREE_CREDITS
+    assert (bucket.overage, bucket.billable_overage) == (overage, overage)
 
 
 @committing
