@@ -1,4 +1,4 @@
-"""One settings module, driven by environment variables (README: Configuration).
+"""One settings module, driven by environment variables (docs/OPERATING.md: Configuration).
 
 With nothing set, the project runs on an embedded default: SQLite in ./var and Celery tasks run in
 process. Production and the test suite set DATABASE_URL (PostgreSQL) and REDIS_URL.
