@@ -30,8 +30,8 @@ class EntitlementState:
     held: Decimal
     # Credits of grants already past expiry whose expiry entry is not posted yet.
     expired_unposted: Decimal
-    metric_id: int | None
-    credits_per_unit: Decimal | None
+    metric_id: int
+    credits_per_unit: Decimal
     billed_debt: Decimal = Decimal(0)
     # This month's allowance not granted yet (the job or the first debit of the month grants it).
     allowance_due: Decimal = Decimal(0)

@@ -1,6 +1,11 @@
 """The failures of the billing app: accounts, credits, holds, checkout, the catalog and Stripe."""
 
+from typing import TYPE_CHECKING
+
 from core.errors import Conflict, Forbidden, InvalidRequest, NotFound, ServiceError
+
+if TYPE_CHECKING:
+    from billing.entitlements import Decision
 
 
 class OrgHasActiveBilling(Conflict):
@@ -41,7 +46,7 @@ class HoldNotActive(Conflict):
 class EntitlementDenied(Exception):
     """The operation is not allowed; carries the decision so the answer can show the state."""
 
-    def __init__(self, decision):
+    def __init__(self, decision: "Decision") -> None:
         self.decision = decision
         super().__init__(decision.reason)
 

@@ -1,12 +1,13 @@
 """Reads for billing state."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from django.db import connection
-from django.db.models import DecimalField, F, OuterRef, Q, Subquery, Sum, Value
+from django.db.models import DecimalField, F, Func, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
@@ -79,7 +80,7 @@ def allowance_plan(account: BillingAccount, *, default: Plan | None = None) -> P
     return account.plan
 
 
-def allowances_due(org_ids, *, now: datetime) -> dict[int, AllowanceDue]:
+def allowances_due(org_ids: Collection[int], *, now: datetime) -> dict[int, AllowanceDue]:
     """For each org, the allowance its month (of `now`) still owes it; three queries at most."""
     accounts = list(BillingAccount.objects.filter(org_id__in=org_ids).select_related("plan"))
     default = None
@@ -93,7 +94,7 @@ def allowances_due(org_ids, *, now: datetime) -> dict[int, AllowanceDue]:
     for org_id, plan_id, credits in granted.values_list("org_id", "plan_id", "credits"):
         claimed[org_id] = claimed.get(org_id, Decimal(0)) + credits
         claimed_plans.add((org_id, plan_id))
-    due = {}
+    due: dict[int, AllowanceDue] = {}
     for account in accounts:
         plan = allowance_plan(account, default=default)
         plan_claimed = (account.org_id, plan.pk) in claimed_plans
@@ -108,17 +109,17 @@ def allowances_due(org_ids, *, now: datetime) -> dict[int, AllowanceDue]:
     return due
 
 
-def _credits_sum(queryset, column: str):
+def _credits_sum(queryset: QuerySet[Any], column: str) -> Func:
     total = queryset.values("org_id").annotate(total=Sum(column)).values("total")
     return Coalesce(Subquery(total), Value(Decimal(0)), output_field=CREDITS)
 
 
-def active_holds(org_id, *, now):
+def active_holds(org_id: int, *, now: datetime) -> QuerySet[Hold]:
     """Holds that count against the balance: active and not yet past their expiry."""
     return Hold.objects.filter(org_id=org_id, state=HoldState.ACTIVE, expires_at__gt=now)
 
 
-def expired_unposted_grants(org_id, *, now):
+def expired_unposted_grants(org_id: int, *, now: datetime) -> QuerySet[CreditGrant]:
     return CreditGrant.objects.filter(org_id=org_id, remaining__gt=0, expires_at__lte=now)
 
 
@@ -168,11 +169,7 @@ WHERE k.prefix = %(prefix)s AND NOT k.revoked
 """.replace("{state}", _STATE.replace("{product}", "pr.id"))
 
 
-def _credits(value) -> Decimal | None:
-    return None if value is None else as_credits(value)
-
-
-def _state_from_row(row, *, org_id: str, metric: str, product: Product) -> EntitlementState:
+def _state_from_row(row: Sequence[Any], *, org_id: str, metric: str, product: Product) -> EntitlementState:
     (
         org_pk,
         role,
@@ -201,27 +198,27 @@ def _state_from_row(row, *, org_id: str, metric: str, product: Product) -> Entit
         overage_allowed=bool(overage_allowed),
         payment_status=payment_status,
         suspended=suspended_at is not None,
-        posted=_credits(posted),
-        held=_credits(held),
-        expired_unposted=_credits(stale),
+        posted=as_credits(posted),
+        held=as_credits(held),
+        expired_unposted=as_credits(stale),
         metric_id=metric_id,
-        credits_per_unit=_credits(price),
-        billed_debt=_credits(billed_debt),
+        credits_per_unit=as_credits(price),
+        billed_debt=as_credits(billed_debt),
         allowance_due=allowance_top_up(
-            plan_credits=_credits(plan_credits),
-            claimed_credits=_credits(claimed_credits),
+            plan_credits=as_credits(plan_credits),
+            claimed_credits=as_credits(claimed_credits),
             plan_claimed=bool(plan_claimed),
         ),
     )
 
 
-def _with_time(params: dict, now: datetime | None) -> dict:
+def _with_time(params: dict[str, Any], now: datetime | None) -> dict[str, Any]:
     now = now or timezone.now()
     return {**params, "now": now, "month": month_of(now)}
 
 
 def entitlement_state(
-    *, org_id: str, product: Product, user_id: str, metric: str, now=None
+    *, org_id: str, product: Product, user_id: str, metric: str, now: datetime | None = None
 ) -> EntitlementState:
     """Membership, billing state, price in force and available balance, in one query.
 
@@ -264,7 +261,7 @@ def key_and_entitlement_state(
     return api_key, lambda product: _state_from_row(row[5:], org_id=org_id, metric=metric, product=product)
 
 
-def balances(org: Organization, *, now=None) -> tuple[Decimal, Decimal]:
+def balances(org: Organization, *, now: datetime | None = None) -> tuple[Decimal, Decimal]:
     """(available, posted), as the entitlement check counts them (billing.entitlements.available_balance)."""
     now = now or timezone.now()
     balance = CreditBalance.objects.filter(org=org).first() or CreditBalance(org=org)
@@ -281,7 +278,7 @@ def balances(org: Organization, *, now=None) -> tuple[Decimal, Decimal]:
     return available, balance.posted
 
 
-def live_grants(org: Organization, *, now=None):
+def live_grants(org: Organization, *, now: datetime | None = None) -> QuerySet[CreditGrant]:
     now = now or timezone.now()
     return (
         CreditGrant.objects.filter(org=org, remaining__gt=0)
@@ -300,7 +297,7 @@ def price_book(product: Product) -> PriceBook:
     return PriceBook(versions)
 
 
-def current_prices(product: Product, *, now=None):
+def current_prices(product: Product, *, now: datetime | None = None) -> QuerySet[Metric]:
     """The product's metrics with the price in force now (the credit policy products read)."""
     now = now or timezone.now()
     in_force = MetricPrice.objects.filter(metric=OuterRef("pk"), effective_from__lte=now).order_by(
@@ -313,7 +310,18 @@ def current_prices(product: Product, *, now=None):
     )
 
 
-def drifted_balances():
+class _Sums(TypedDict):
+    ledger_sum: Decimal
+    grants_remaining: Decimal
+
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
+
+    DriftedBalance = WithAnnotations[CreditBalance, _Sums]
+
+
+def drifted_balances() -> "QuerySet[DriftedBalance]":
     """Balances that disagree with their ledger, whose live grants do not add up to the positive part
     of the balance, or whose billed debt exceeds the debt. One statement, so one snapshot: a
     concurrent write is seen whole or not."""

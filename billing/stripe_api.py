@@ -7,11 +7,18 @@ StripeRefused (Stripe answered no: retrying the same request can never succeed).
 """
 
 import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import stripe
 from django.conf import settings
 
 from core.errors import ServiceError
+
+if TYPE_CHECKING:
+    from orgs.models import Organization
+
+_Answer = TypeVar("_Answer")
 
 # The stripe library retries network errors and 5xx itself, with the same idempotency key.
 stripe.max_network_retries = 2
@@ -32,7 +39,7 @@ class StripeRefused(ServiceError):
 TRANSIENT = (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError)
 
 
-def _options(idempotency_key: str | None = None) -> dict:
+def _options(idempotency_key: str | None = None) -> dict[str, str]:
     key = settings.STRIPE_LIVE_SECRET_KEY if settings.STRIPE_LIVE_MODE else settings.STRIPE_TEST_SECRET_KEY
     options = {"api_key": key, "stripe_version": settings.STRIPE_API_VERSION}
     if idempotency_key:
@@ -40,7 +47,9 @@ def _options(idempotency_key: str | None = None) -> dict:
     return options
 
 
-def _call(function, *args, idempotency_key: str | None = None, **params):
+def _call(
+    function: Callable[..., _Answer], *args: Any, idempotency_key: str | None = None, **params: Any
+) -> _Answer:
     try:
         return function(*args, **params, **_options(idempotency_key))
     except TRANSIENT as error:
@@ -51,7 +60,7 @@ def _call(function, *args, idempotency_key: str | None = None, **params):
         ) from error
 
 
-def as_dict(obj) -> dict:
+def as_dict(obj: Any) -> dict[str, Any]:
     """A stripe library object as plain JSON, the way dj-stripe stores it as stripe_data (its JSON
     form: to_dict() keeps Decimals for decimal strings, which no JSON column takes)."""
     return json.loads(str(obj)) if hasattr(obj, "to_dict") else dict(obj)
@@ -64,7 +73,7 @@ def is_missing(error: StripeRefused) -> bool:
 # --- Customers, subscriptions, checkout ----------------------------------------------------------
 
 
-def create_customer(*, org):
+def create_customer(*, org: "Organization") -> stripe.Customer:
     """The org's Stripe customer; linked to the org as dj-stripe's subscriber by its metadata."""
     return _call(
         stripe.Customer.create,
@@ -75,16 +84,18 @@ def create_customer(*, org):
     )
 
 
-def list_subscriptions(*, customer_id: str) -> list:
+def list_subscriptions(*, customer_id: str) -> list[stripe.Subscription]:
     page = _call(stripe.Subscription.list, customer=customer_id, status="all", limit=100)
     return list(page.auto_paging_iter())
 
 
-def retrieve_subscription(subscription_id: str):
+def retrieve_subscription(subscription_id: str) -> stripe.Subscription:
     return _call(stripe.Subscription.retrieve, subscription_id)
 
 
-def set_cancel_at_period_end(*, subscription_id: str, cancel: bool, metadata: dict, idempotency_key: str):
+def set_cancel_at_period_end(
+    *, subscription_id: str, cancel: bool, metadata: dict[str, str], idempotency_key: str
+) -> stripe.Subscription:
     return _call(
         stripe.Subscription.modify,
         subscription_id,
@@ -100,9 +111,9 @@ def create_checkout_session(
     prices: list[str],
     success_url: str,
     cancel_url: str,
-    metadata: dict,
+    metadata: dict[str, str],
     idempotency_key: str,
-):
+) -> stripe.checkout.Session:
     """Subscription mode: the plan's monthly price (quantity 1) and its metered overage price."""
     line_items = [{"price": prices[0], "quantity": 1}, *({"price": price} for price in prices[1:])]
     return _call(
@@ -119,48 +130,48 @@ def create_checkout_session(
     )
 
 
-def retrieve_checkout_session(session_id: str):
+def retrieve_checkout_session(session_id: str) -> stripe.checkout.Session:
     return _call(stripe.checkout.Session.retrieve, session_id)
 
 
-def expire_checkout_session(session_id: str):
+def expire_checkout_session(session_id: str) -> stripe.checkout.Session:
     return _call(stripe.checkout.Session.expire, session_id, idempotency_key=f"expire:{session_id}")
 
 
 # --- Invoices ------------------------------------------------------------------------------------
 
 
-def retrieve_invoice(invoice_id: str):
+def retrieve_invoice(invoice_id: str) -> stripe.Invoice:
     return _call(stripe.Invoice.retrieve, invoice_id)
 
 
-def invoice_lines(invoice) -> list:
+def invoice_lines(invoice: Any) -> list[Any]:
     """Every line of the invoice: the embedded first page, then the rest through /lines."""
     lines = list(invoice["lines"]["data"])
     has_more = invoice["lines"]["has_more"]
     while has_more:
         page = _call(stripe.Invoice.list_lines, invoice["id"], starting_after=lines[-1]["id"], limit=100)
-        lines.extend(page["data"])
-        has_more = page["has_more"]
+        lines.extend(page.data)
+        has_more = page.has_more
     return lines
 
 
-def list_invoices(*, customer_id: str, limit: int = 100) -> list:
-    return list(_call(stripe.Invoice.list, customer=customer_id, limit=limit)["data"])
+def list_invoices(*, customer_id: str, limit: int = 100) -> list[stripe.Invoice]:
+    return list(_call(stripe.Invoice.list, customer=customer_id, limit=limit).data)
 
 
-def retrieve_price(price_id: str):
+def retrieve_price(price_id: str) -> stripe.Price:
     return _call(stripe.Price.retrieve, price_id)
 
 
 # --- Catalog ---------------------------------------------------------------------------------------
 
 
-def retrieve_product(product_id: str):
+def retrieve_product(product_id: str) -> stripe.Product:
     return _call(stripe.Product.retrieve, product_id)
 
 
-def create_product(*, product_id: str, name: str, metadata: dict):
+def create_product(*, product_id: str, name: str, metadata: dict[str, str]) -> stripe.Product:
     return _call(
         stripe.Product.create,
         id=product_id,
@@ -170,24 +181,24 @@ def create_product(*, product_id: str, name: str, metadata: dict):
     )
 
 
-def prices_by_lookup_key(lookup_keys: list[str]) -> dict:
+def prices_by_lookup_key(lookup_keys: list[str]) -> dict[str, stripe.Price]:
     """The active prices holding these lookup keys: {lookup_key: price}."""
-    found = {}
+    found: dict[str, stripe.Price] = {}
     for start in range(0, len(lookup_keys), 10):  # Stripe takes at most 10 per request
         page = _call(stripe.Price.list, lookup_keys=lookup_keys[start : start + 10], active=True, limit=100)
-        found.update({price["lookup_key"]: price for price in page["data"]})
+        found.update({price["lookup_key"]: price for price in page.data})
     return found
 
 
-def create_price(*, idempotency_key: str, **params):
+def create_price(*, idempotency_key: str, **params: Any) -> stripe.Price:
     return _call(stripe.Price.create, idempotency_key=idempotency_key, **params)
 
 
-def list_meters() -> list:
+def list_meters() -> list[stripe.billing.Meter]:
     return list(_call(stripe.billing.Meter.list, status="active", limit=100).auto_paging_iter())
 
 
-def create_meter(*, event_name: str, display_name: str):
+def create_meter(*, event_name: str, display_name: str) -> stripe.billing.Meter:
     return _call(
         stripe.billing.Meter.create,
         display_name=display_name,
@@ -206,7 +217,7 @@ DUPLICATE_METER_EVENT = "An event already exists with identifier"
 
 def create_meter_event(
     *, event_name: str, customer_id: str, value: int, identifier: str, timestamp: int, attempt: int
-):
+) -> stripe.billing.MeterEvent:
     """One meter event. Its identifier makes it unique at Stripe for at least 24 h: a resend of one
     that arrived is refused as a duplicate (is_duplicate_meter_event). Each attempt has its own
     idempotency key, because each is stamped when sent (a key reused with another timestamp is an

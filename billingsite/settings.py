@@ -7,9 +7,14 @@ process. Production and the test suite set DATABASE_URL (PostgreSQL) and REDIS_U
 from pathlib import Path
 
 import dj_database_url
+import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 
 from core.env import env_bool, env_decimal, env_hour_instant, env_list, env_str
+
+# Lets the admin's classes take type arguments at run time (`ModelAdmin[Organization]`), as the
+# type checker reads them (django-stubs).
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -79,7 +84,7 @@ TEMPLATES = [
 
 DATABASE_URL = env_str("DATABASE_URL")
 EMBEDDED = DATABASE_URL is None
-if EMBEDDED:
+if DATABASE_URL is None:
     VAR_DIR.mkdir(exist_ok=True)
     DATABASE_URL = f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
 try:

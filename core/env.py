@@ -7,6 +7,7 @@ operator can act on.
 import os
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
+from typing import overload
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -23,6 +24,10 @@ def _raw(name: str) -> str | None:
     return value.strip()
 
 
+@overload
+def env_str(name: str, default: str) -> str: ...
+@overload
+def env_str(name: str, default: None = None) -> str | None: ...
 def env_str(name: str, default: str | None = None) -> str | None:
     value = _raw(name)
     return default if value is None else value

@@ -1,6 +1,8 @@
 import re
 import uuid
+from collections.abc import Callable
 
+from django.http import HttpRequest, HttpResponse
 from simple_history.models import HistoricalRecords
 
 from core.requests import request_id_var
@@ -11,13 +13,12 @@ _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 class RequestIdMiddleware:
     """Gives every request an id (the caller's `X-Request-ID` when sane), for logs and the audit."""
 
-    def __init__(self, get_response):
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
-    def __call__(self, request):
+    def __call__(self, request: HttpRequest) -> HttpResponse:
         given = request.headers.get("X-Request-ID", "")
         request_id = given if _SAFE_REQUEST_ID.match(given) else uuid.uuid4().hex
-        request.request_id = request_id
         token = request_id_var.set(request_id)
         try:
             response = self.get_response(request)
@@ -34,10 +35,10 @@ class StaffHistoryMiddleware:
     log names it).
     """
 
-    def __init__(self, get_response):
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
-    def __call__(self, request):
+    def __call__(self, request: HttpRequest) -> HttpResponse:
         if not request.path.startswith("/admin/"):
             return self.get_response(request)
         HistoricalRecords.context.request = request

@@ -7,4 +7,5 @@ MAX_BACKOFF = timedelta(hours=1)
 
 def backoff(attempts: int) -> timedelta:
     """30 s after the first failure, doubling, at most an hour."""
-    return min(timedelta(seconds=30) * 2 ** min(max(attempts - 1, 0), 10), MAX_BACKOFF)
+    doublings: int = 2 ** min(max(attempts - 1, 0), 10)  # typeshed types int ** int as Any
+    return min(timedelta(seconds=30) * doublings, MAX_BACKOFF)

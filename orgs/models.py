@@ -1,3 +1,5 @@
+from typing import ClassVar
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -171,7 +173,7 @@ class ProductAPIKey(AbstractAPIKey):
     product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="api_keys")
     revoked_at = models.DateTimeField(null=True, blank=True)
 
-    objects = APIKeyManager()
+    objects: ClassVar[APIKeyManager] = APIKeyManager()
     history = HistoricalRecords(excluded_fields=["hashed_key"])
 
     class Meta(AbstractAPIKey.Meta):

@@ -1,5 +1,10 @@
 """Reads for organizations, memberships and invitations."""
 
+from datetime import datetime
+
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
 from core.registries import seat_limits
 from orgs.exceptions import NotAMember, OrgNotFound
 from orgs.models import Invitation, Membership, Organization, Role
@@ -20,11 +25,11 @@ def get_membership(org: Organization, user_id: str) -> Membership:
     return membership
 
 
-def list_memberships(org: Organization):
+def list_memberships(org: Organization) -> QuerySet[Membership]:
     return Membership.objects.filter(org=org).order_by("id")
 
 
-def pending_invitations(org: Organization, *, now):
+def pending_invitations(org: Organization, *, now: datetime) -> QuerySet[Invitation]:
     return Invitation.objects.filter(
         org=org,
         accepted_at__isnull=True,
@@ -34,7 +39,7 @@ def pending_invitations(org: Organization, *, now):
     )
 
 
-def seats_in_use(org: Organization, *, now, excluding_invitation: Invitation | None = None) -> int:
+def seats_in_use(org: Organization, *, now: datetime, excluding_invitation: Invitation | None = None) -> int:
     """Members plus pending invitations: both count against the plan's seat limit."""
     invitations = pending_invitations(org, now=now)
     if excluding_invitation is not None:
@@ -52,7 +57,7 @@ def other_owner_exists(org: Organization, membership: Membership) -> bool:
     return Membership.objects.filter(org=org, role=Role.OWNER).exclude(pk=membership.pk).exists()
 
 
-def org_for_request(request) -> Organization | None:
+def org_for_request(request: HttpRequest) -> Organization | None:
     """dj-stripe's subscriber callback: the org named in the request path, if any."""
     match = getattr(request, "resolver_match", None)
     public_id = match.kwargs.get("org_id") if match else None

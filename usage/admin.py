@@ -48,7 +48,7 @@ class MeterReportInline(ReadOnlyInline):
     model = MeterReport
     limit = 20
     verbose_name_plural = "Meter reports (latest 20)"
-    fields = [
+    fields = (
         "identifier",
         "value",
         "carried",
@@ -60,7 +60,7 @@ class MeterReportInline(ReadOnlyInline):
         "latest_timestamp",
         "invoice_id",
         "last_error",
-    ]
+    )
     readonly_fields = fields
     ordering = ["-created_at", "-id"]
 

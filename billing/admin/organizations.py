@@ -32,7 +32,7 @@ from orgs.services.audit import Actor
 
 class BillingAccountInline(ReadOnlyInline):
     model = BillingAccount
-    fields = [
+    fields = (
         "plan",
         "payment_status",
         "open_failures",
@@ -41,7 +41,7 @@ class BillingAccountInline(ReadOnlyInline):
         "suspension_source",
         "suspension_reason",
         "first_paid_at",
-    ]
+    )
     readonly_fields = fields
 
     @admin.display(description="Open payment failures")
@@ -56,7 +56,7 @@ class BillingAccountInline(ReadOnlyInline):
 class LiveGrantInline(ReadOnlyInline):
     model = CreditGrant
     verbose_name_plural = "Credit grants with credits left"
-    fields = ["public_id", "grant_type", "amount", "remaining", "expires_at", "created_at", "reason"]
+    fields = ("public_id", "grant_type", "amount", "remaining", "expires_at", "created_at", "reason")
     readonly_fields = fields
 
     def get_queryset(self, request):
@@ -66,7 +66,7 @@ class LiveGrantInline(ReadOnlyInline):
 class ActiveHoldInline(ReadOnlyInline):
     model = Hold
     verbose_name_plural = "Active holds"
-    fields = ["public_id", "product", "metric", "user_id", "cost", "expires_at"]
+    fields = ("public_id", "product", "metric", "user_id", "cost", "expires_at")
     readonly_fields = fields
 
     def get_queryset(self, request):
@@ -83,7 +83,7 @@ class LedgerInline(ReadOnlyInline):
     model = LedgerEntry
     limit = 50
     verbose_name_plural = "Ledger (latest 50; all in Ledger entries)"
-    fields = ["created_at", "entry_type", "amount", "covered", "overage", "balance_after", "reference"]
+    fields = ("created_at", "entry_type", "amount", "covered", "overage", "balance_after", "reference")
     readonly_fields = fields
     ordering = ["-id"]
 

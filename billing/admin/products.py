@@ -18,7 +18,7 @@ class ProductAPIKeyInline(admin.TabularInline):
     model = ProductAPIKey
     extra = 0
     can_delete = False
-    fields = ["prefix", "name", "created", "revoked", "revoked_at"]
+    fields = ("prefix", "name", "created", "revoked", "revoked_at")
     readonly_fields = fields
 
     def has_add_permission(self, request, obj=None):
@@ -35,7 +35,7 @@ class ProductAuditInline(ReadOnlyInline):
     fk_name = "product"
     limit = 50
     verbose_name_plural = "Changes of terms (latest 50)"
-    fields = ["created_at", "actor_label", "reason", "before", "after"]
+    fields = ("created_at", "actor_label", "reason", "before", "after")
     readonly_fields = fields
     ordering = ["-created_at", "-id"]
 

@@ -43,7 +43,7 @@ class MetricPriceInline(admin.TabularInline):
 
     model = MetricPrice
 
-    fields = ["credits_per_unit", "effective_from", "created_at"]
+    fields = ("credits_per_unit", "effective_from", "created_at")
     readonly_fields = fields
     extra = 0
     can_delete = False

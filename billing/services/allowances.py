@@ -15,6 +15,7 @@ rollover).
 
 import logging
 from datetime import date, datetime
+from typing import Any
 
 from django.db import transaction
 from django.db.models import F
@@ -25,6 +26,7 @@ from billing.models import (
     BillingAccount,
     ClaimStatus,
     CreditBalance,
+    CreditGrant,
     GrantType,
     Plan,
 )
@@ -64,7 +66,7 @@ def ensure_allowances(
 
 
 def _claim(
-    org_id: int, *, month: date, plan: Plan, grant, actor: Actor, owed: AllowanceDue
+    org_id: int, *, month: date, plan: Plan, grant: CreditGrant | None, actor: Actor, owed: AllowanceDue
 ) -> AllowanceClaim:
     claim, created = AllowanceClaim.objects.get_or_create(
         org_id=org_id,
@@ -125,7 +127,7 @@ def record_failed_claim(*, org_id: int, plan: Plan, month: date, error: Exceptio
             claim.save(update_fields=["attempts", "last_error", "updated_at"])
 
 
-def grant_monthly_allowances(*, now: datetime | None = None) -> dict:
+def grant_monthly_allowances(*, now: datetime | None = None) -> dict[str, Any]:
     """Grant this month's allowance to every live org that lacks it (the job); safe to rerun."""
     now = now or timezone.now()
     month = month_of(now)
@@ -136,7 +138,13 @@ def grant_monthly_allowances(*, now: datetime | None = None) -> dict:
         )
     )
     default = default_plan()
-    summary = {"month": f"{month:%Y-%m}", "granted": 0, "already_granted": 0, "failed": 0, "failed_orgs": []}
+    summary: dict[str, Any] = {
+        "month": f"{month:%Y-%m}",
+        "granted": 0,
+        "already_granted": 0,
+        "failed": 0,
+        "failed_orgs": [],
+    }
     accounts = BillingAccount.objects.filter(org__deleted_at__isnull=True).select_related("plan", "org")
     for account in accounts.order_by("org_id").iterator(chunk_size=2000):
         plan = allowance_plan(account, default=default)

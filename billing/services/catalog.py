@@ -7,9 +7,11 @@ in force from now; usage already recorded keeps the price it was recorded with.
 from dataclasses import asdict
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from django.core.validators import validate_slug
 from django.db import transaction
+from django.db.models import Model
 from django.utils import timezone
 
 from billing.exceptions import InvalidProductTerms
@@ -24,29 +26,30 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class CatalogError(ValueError):
-    def __init__(self, problems: list[str]):
+    def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         super().__init__("; ".join(problems))
 
 
-def _decimal(value, where: str, problems: list[str], *, minimum=Decimal(0)) -> Decimal | None:
+def _decimal(value: Any, where: str, problems: list[str], *, minimum: Decimal = Decimal(0)) -> Decimal | None:
     try:
         number = Decimal(str(value))
     except (InvalidOperation, ValueError):
         problems.append(f"{where}: {value!r} is not a decimal number")
         return None
-    if not number.is_finite() or number < minimum or number.as_tuple().exponent < -6:
+    exponent = number.as_tuple().exponent  # an int for every finite number
+    if not number.is_finite() or number < minimum or (isinstance(exponent, int) and exponent < -6):
         problems.append(f"{where}: {value!r} must be a number ≥ {minimum} with at most 6 decimal places")
         return None
     return number
 
 
-def _parse(document: dict) -> tuple[dict, dict]:
+def _parse(document: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     problems: list[str] = []
     unknown = set(document) - {"products", "plans"}
     if unknown:
         problems.append(f"unknown sections: {', '.join(sorted(unknown))}")
-    products = {}
+    products: dict[str, Any] = {}
     for slug, spec in (document.get("products") or {}).items():
         where = f"products.{slug}"
         try:
@@ -65,7 +68,7 @@ def _parse(document: dict) -> tuple[dict, dict]:
             problems.extend(
                 f"{where}.{field}: {message}" for field, message in error.details["fields"].items()
             )
-        metrics = {}
+        metrics: dict[str, dict[str, Any]] = {}
         for key, metric in (spec.get("metrics") or {}).items():
             metric_where = f"{where}.metrics.{key}"
             if not metric.get("unit"):
@@ -84,7 +87,7 @@ def _parse(document: dict) -> tuple[dict, dict]:
     return products, plans
 
 
-def load_catalog(document: dict, *, now=None) -> dict:
+def load_catalog(document: dict[str, Any], *, now: datetime | None = None) -> dict[str, list[str]]:
     """Create or update products, metric prices and plans from a parsed catalog, in one transaction.
 
     Validates everything first (CatalogError lists every problem; nothing is written). Returns what
@@ -92,7 +95,7 @@ def load_catalog(document: dict, *, now=None) -> dict:
     """
     now = now or timezone.now()
     products, plans = _parse(document)
-    changes = {"products": [], "metrics": [], "prices": [], "plans": []}
+    changes: dict[str, list[str]] = {"products": [], "metrics": [], "prices": [], "plans": []}
     with transaction.atomic():
         for slug, spec in products.items():
             terms = asdict(spec["terms"])
@@ -124,7 +127,7 @@ def load_catalog(document: dict, *, now=None) -> dict:
     return changes
 
 
-def _update(instance, **values) -> bool:
+def _update(instance: Model, **values: Any) -> bool:
     changed = [field for field, value in values.items() if getattr(instance, field) != value]
     for field in changed:
         setattr(instance, field, values[field])

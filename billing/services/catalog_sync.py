@@ -2,6 +2,9 @@
 each overage plan's metered price. Idempotent by lookup keys: a second run creates nothing."""
 
 from decimal import Decimal
+from typing import TypedDict
+
+import stripe
 
 from billing import stripe_api
 from billing.models import Plan, StripeMeter
@@ -9,11 +12,19 @@ from billing.models import Plan, StripeMeter
 METER_EVENT = "overage_credits"
 
 
+class Created(TypedDict):
+    """What a sync created at Stripe: the meter's id (None: it existed), product ids, lookup keys."""
+
+    meter: str | None
+    products: list[str]
+    prices: list[str]
+
+
 def ensure_meter() -> tuple[StripeMeter, bool]:
     """The `overage_credits` meter (sum of raw events per customer), found or created."""
     existing = next((m for m in stripe_api.list_meters() if m["event_name"] == METER_EVENT), None)
     created = existing is None
-    if created:
+    if existing is None:
         existing = stripe_api.create_meter(event_name=METER_EVENT, display_name="Overage credits")
     meter, _ = StripeMeter.objects.update_or_create(
         event_name=METER_EVENT, defaults={"stripe_id": existing["id"]}
@@ -35,7 +46,7 @@ def _ensure_product(plan: Plan) -> tuple[str, bool]:
     return product_id, True
 
 
-def _monthly_matches(price, plan: Plan) -> bool:
+def _monthly_matches(price: stripe.Price, plan: Plan) -> bool:
     recurring = price["recurring"] or {}
     return (
         price["unit_amount"] == plan.monthly_price_cents
@@ -45,7 +56,7 @@ def _monthly_matches(price, plan: Plan) -> bool:
     )
 
 
-def _overage_matches(price, plan: Plan, meter: StripeMeter) -> bool:
+def _overage_matches(price: stripe.Price, plan: Plan, meter: StripeMeter) -> bool:
     recurring = price["recurring"] or {}
     return (
         Decimal(str(price["unit_amount_decimal"])) == plan.overage_cents_per_credit
@@ -55,14 +66,14 @@ def _overage_matches(price, plan: Plan, meter: StripeMeter) -> bool:
     )
 
 
-def sync_stripe_catalog() -> dict:
+def sync_stripe_catalog() -> Created:
     """Create what Stripe lacks and record the Stripe ids on the plans; returns what was created.
 
     A plan whose terms changed gets a new price that takes over the lookup key (Stripe prices are
     immutable); subscriptions on the old price keep it, and still map to the plan by its product.
     """
     meter, meter_created = ensure_meter()
-    created = {"meter": meter.stripe_id if meter_created else None, "products": [], "prices": []}
+    created: Created = {"meter": meter.stripe_id if meter_created else None, "products": [], "prices": []}
     for plan in Plan.objects.paid().order_by("name"):
         product_id, product_created = _ensure_product(plan)
         if product_created:

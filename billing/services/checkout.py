@@ -146,7 +146,9 @@ def _close(session: CheckoutSession) -> CheckoutSession:
     return session
 
 
-def record_checkout_completed(*, session_id: str, customer_id: str, subscription_id: str, actor: Actor):
+def record_checkout_completed(
+    *, session_id: str, customer_id: str, subscription_id: str, actor: Actor
+) -> Plan:
     """checkout.session.completed: link the subscription Stripe created, then recompute the plan.
     Never creates a subscription. Idempotent."""
     from billing.services.payments import org_for_customer

@@ -21,9 +21,12 @@ GRANTABLE = [GrantType.BONUS, GrantType.PROMOTIONAL, GrantType.PURCHASE, GrantTy
 def grant_limit_for(actor: Actor) -> Decimal | None:
     """The largest grant this actor may make; None means no limit."""
     if actor.type == ActorType.PRODUCT:
+        assert actor.product is not None  # Actor.for_product names it
         return actor.product.grant_limit
-    if actor.type == ActorType.STAFF and not actor.user.has_perm("billing.grant_unlimited_credits"):
-        return settings.SUPPORT_CREDIT_GRANT_LIMIT
+    if actor.type == ActorType.STAFF:
+        assert actor.user is not None  # Actor.staff names them
+        if not actor.user.has_perm("billing.grant_unlimited_credits"):
+            return settings.SUPPORT_CREDIT_GRANT_LIMIT
     return None
 
 

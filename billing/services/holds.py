@@ -3,7 +3,7 @@
 (Committing a hold records usage, so it lives with usage: usage.services.holds.)
 """
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.db import transaction
@@ -27,7 +27,7 @@ def reserve_credits(
     quantity: Decimal,
     idempotency_key: str,
     ttl_seconds: int,
-    now=None,
+    now: datetime | None = None,
 ) -> tuple[Hold, bool, Decision | None]:
     """Decide like the entitlement check and, when allowed, hold the cost; returns (hold, created,
     decision). One transaction under the org's credit lock, so concurrent reserves never together

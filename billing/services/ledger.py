@@ -13,8 +13,11 @@ first. So 0 <= billed_debt <= max(-posted, 0).
 """
 
 import logging
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -27,7 +30,7 @@ logger = logging.getLogger(__name__)
 ZERO = Decimal("0")
 
 
-def _expiry_order(grant: CreditGrant):
+def _expiry_order(grant: CreditGrant) -> tuple[bool, datetime, int]:
     # Soonest expiry first, grants that never expire last, then the oldest.
     return (grant.expires_at is None, grant.expires_at or grant.created_at, grant.pk)
 
@@ -37,7 +40,7 @@ class OrgLedger:
     """One org's balance and live grants, locked for the rest of the transaction."""
 
     balance: CreditBalance
-    now: object
+    now: datetime
     grants: list[CreditGrant] = field(default_factory=list)  # live, soonest-expiring first
     entries: list[LedgerEntry] = field(default_factory=list)
     changed: dict[int, CreditGrant] = field(default_factory=dict)
@@ -46,7 +49,7 @@ class OrgLedger:
     def posted(self) -> Decimal:
         return self.balance.posted
 
-    def _append(self, entry_type: EntryType, amount: Decimal, **fields) -> None:
+    def _append(self, entry_type: EntryType, amount: Decimal, **fields: Any) -> None:
         self.balance.posted += amount
         self.entries.append(
             LedgerEntry(
@@ -73,7 +76,7 @@ class OrgLedger:
             self._append(EntryType.SETTLEMENT, amount, reference=reference)
         return amount
 
-    def add_grant(self, **fields) -> CreditGrant:
+    def add_grant(self, **fields: Any) -> CreditGrant:
         """Create and post a grant. A negative balance (credits owed) is paid from it first."""
         amount = fields["amount"]
         grant = CreditGrant.objects.create(**fields, remaining=max(amount - max(-self.posted, ZERO), ZERO))
@@ -105,7 +108,7 @@ class OrgLedger:
         save_ledgers([self])
 
 
-def grant_snapshot(grant: CreditGrant) -> dict:
+def grant_snapshot(grant: CreditGrant) -> dict[str, Any]:
     """A grant as audit entries record it."""
     return {
         "id": grant.public_id,
@@ -115,7 +118,7 @@ def grant_snapshot(grant: CreditGrant) -> dict:
     }
 
 
-def open_ledgers(org_ids, *, now=None) -> dict[int, OrgLedger]:
+def open_ledgers(org_ids: Collection[int], *, now: datetime | None = None) -> dict[int, OrgLedger]:
     """Lock the orgs' balance rows and load their live grants, expiring those past due; in two
     queries whatever the number of orgs. Call inside a transaction.
 
@@ -135,12 +138,12 @@ def open_ledgers(org_ids, *, now=None) -> dict[int, OrgLedger]:
     return ledgers
 
 
-def open_ledger(org_id: int, *, now=None) -> OrgLedger:
+def open_ledger(org_id: int, *, now: datetime | None = None) -> OrgLedger:
     """One org's ledger, locked: see open_ledgers."""
     return open_ledgers([org_id], now=now)[org_id]
 
 
-def save_ledgers(ledgers) -> None:
+def save_ledgers(ledgers: Iterable[OrgLedger]) -> None:
     """Write what the ledgers appended and changed: three statements for any number of orgs."""
     ledgers = list(ledgers)
     now = timezone.now()
@@ -178,7 +181,7 @@ def save_ledgers(ledgers) -> None:
         ledger.entries, ledger.changed = [], {}
 
 
-def expire_credit_grants(*, now=None) -> dict:
+def expire_credit_grants(*, now: datetime | None = None) -> dict[str, Any]:
     """Take the remaining credits of every grant past its expiry out of the balance; idempotent."""
     now = now or timezone.now()
     due_orgs = (
@@ -197,7 +200,7 @@ def expire_credit_grants(*, now=None) -> dict:
     return {"expired_grants": grants, "expired_credits": str(expired)}
 
 
-def check_ledger_consistency(*, now=None) -> dict:
+def check_ledger_consistency(*, now: datetime | None = None) -> dict[str, Any]:
     """Prove balance rows agree with the ledger (the job); records and logs every drifted org."""
     drifted = list(drifted_balances().select_related("org"))
     LedgerDrift.objects.bulk_create(

@@ -8,8 +8,11 @@ older event can never undo newer state. Stripe writes these decisions need (canc
 end, keep) go through the outbox.
 """
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import Any
 
+import stripe
 from django.db import transaction
 from django.utils import timezone
 
@@ -47,17 +50,19 @@ def org_for_customer(customer_id: str) -> Organization:
     customer = Customer.objects.filter(id=customer_id).select_related("subscriber").first()
     if customer is None or customer.subscriber is None:
         raise UnprocessableEvent(f"No organization for Stripe customer {customer_id}.")
-    return customer.subscriber
+    org: Organization = customer.subscriber  # dj-stripe's model is untyped
+    return org
 
 
 def customer_id_for(org: Organization) -> str | None:
     from djstripe.models import Customer
 
-    return (
+    customer_id: str | None = (
         Customer.objects.filter(subscriber=org, livemode=_livemode(), date_purged__isnull=True)
         .values_list("id", flat=True)
         .first()
     )
+    return customer_id
 
 
 def _livemode() -> bool:
@@ -78,13 +83,13 @@ def lock_account(org: Organization) -> BillingAccount:
     return account
 
 
-def _subscription_of(invoice) -> str:
-    parent = invoice.get("parent") or {}
+def _subscription_of(invoice: stripe.Invoice) -> str:
+    parent = invoice.get("parent") or {}  # type: ignore[attr-defined]  # dj-stripe gives StripeObject .get
     details = parent.get("subscription_details") or {}
     return details.get("subscription") or ""
 
 
-def classify_invoice(invoice) -> InvoiceKind:
+def classify_invoice(invoice: stripe.Invoice) -> InvoiceKind:
     """`metered` if any line (all of them, paginated) is on a metered price with an amount > 0."""
     overage_prices = set(
         Plan.objects.exclude(stripe_overage_price_id="").values_list("stripe_overage_price_id", flat=True)
@@ -100,7 +105,8 @@ def classify_invoice(invoice) -> InvoiceKind:
         if price_id in overage_prices:
             return InvoiceKind.METERED
         price = stripe_api.retrieve_price(price_id)
-        if (price.get("recurring") or {}).get("usage_type") == "metered":
+        recurring = price.get("recurring") or {}  # type: ignore[attr-defined]  # dj-stripe gives StripeObject .get
+        if recurring.get("usage_type") == "metered":
             return InvoiceKind.METERED
     return InvoiceKind.PLAN
 
@@ -139,7 +145,7 @@ def _iso(instant: datetime | None) -> str | None:
 
 # Invoice states only move forward: open → uncollectible → paid or void. A failure never moves
 # back, so an older copy of an invoice, decided after a newer one, changes nothing.
-_FAILURE_RANK = {
+_FAILURE_RANK: dict[str | None, int] = {
     None: 1,
     FailureResolution.UNCOLLECTIBLE: 2,
     FailureResolution.PAID: 3,
@@ -169,13 +175,14 @@ def refresh_invoice(
         _mirror_invoice(invoice)
         record = _invoice_record(org, invoice)
         failure = PaymentFailure.objects.filter(invoice_id=invoice_id).first()
+        changed = True
         if invoice["status"] == "open" and failed_at is not None and failure is None:
             failure = _open_failure(record, failed_at=failed_at, actor=actor)
         elif failure is not None and _moves_forward(failure, invoice["status"]):
             _resolve_failure(failure, record, status=invoice["status"], actor=actor)
         else:
-            record = None  # nothing changed: Stripe need not be asked anything
-        if record is not None and record.kind == InvoiceKind.PLAN and record.subscription_id:
+            changed = False  # nothing changed: Stripe need not be asked anything
+        if changed and record.kind == InvoiceKind.PLAN and record.subscription_id:
             follow_payment_failures(org, record.subscription_id, reason=f"{invoice_id}:{invoice['status']}")
         _record_first_payment(account, invoice, actor=actor)
         derive_payment_state(account, actor=actor)
@@ -183,7 +190,7 @@ def refresh_invoice(
     return failure
 
 
-def _mirror_invoice(invoice) -> None:
+def _mirror_invoice(invoice: stripe.Invoice) -> None:
     """Write the copy read under the lock over dj-stripe's mirror row, which holds the copy dj-stripe
     read before it: of two overlapping deliveries, the slower re-read could otherwise stay."""
     from djstripe.models import Invoice
@@ -191,7 +198,7 @@ def _mirror_invoice(invoice) -> None:
     Invoice.objects.filter(id=invoice["id"]).update(stripe_data=stripe_api.as_dict(invoice))
 
 
-def _invoice_record(org: Organization, invoice) -> InvoiceRecord:
+def _invoice_record(org: Organization, invoice: stripe.Invoice) -> InvoiceRecord:
     """The invoice's record; its kind is fixed the first time it is seen."""
     record = InvoiceRecord.objects.filter(invoice_id=invoice["id"]).first()
     if record is None:
@@ -246,10 +253,11 @@ def _resolve_failure(failure: PaymentFailure, record: InvoiceRecord, *, status: 
     )
 
 
-def _record_first_payment(account: BillingAccount, invoice, *, actor: Actor) -> None:
+def _record_first_payment(account: BillingAccount, invoice: stripe.Invoice, *, actor: Actor) -> None:
     if invoice["status"] != "paid" or invoice["amount_paid"] <= 0 or account.first_paid_at is not None:
         return
-    paid_at = (invoice.get("status_transitions") or {}).get("paid_at")
+    transitions = invoice.get("status_transitions") or {}  # type: ignore[attr-defined]  # dj-stripe gives StripeObject .get
+    paid_at = transitions.get("paid_at")
     account.first_paid_at = datetime.fromtimestamp(paid_at, tz=UTC) if paid_at else timezone.now()
     account.save(update_fields=["first_paid_at", "updated_at"])
     record_audit(
@@ -288,7 +296,7 @@ def follow_payment_failures(org: Organization, subscription_id: str, *, reason: 
     )
 
 
-def plan_for_subscriptions(subscriptions) -> Plan:
+def plan_for_subscriptions(subscriptions: Iterable[stripe.Subscription]) -> Plan:
     """The plan of highest rank among the active and past_due subscriptions' prices (by their
     product), else the default plan. Metadata never decides it."""
     plans_by_product = {plan.stripe_product_id: plan for plan in Plan.objects.exclude(stripe_product_id="")}
@@ -338,7 +346,7 @@ def apply_plan(*, account: BillingAccount, plan: Plan, actor: Actor) -> None:
     grant_allowance(org_id=account.org_id, actor=actor)
 
 
-def resync_org_from_stripe(*, org: Organization, actor: Actor) -> dict:
+def resync_org_from_stripe(*, org: Organization, actor: Actor) -> dict[str, Any]:
     """Staff's "resync from Stripe": the plan from the subscriptions, then each recent invoice."""
     plan = sync_plan(org=org, actor=actor)
     customer_id = customer_id_for(org)

@@ -4,6 +4,7 @@ to be billed). One check for the catalog and for staff edits; one audited write 
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -25,29 +26,38 @@ class ProductTerms:
     bill_from: datetime | None
 
 
-def clean_product_terms(*, name, grant_limit, bill_from) -> ProductTerms:
+def clean_product_terms(
+    *, name: str | None, grant_limit: object, bill_from: str | datetime | None
+) -> ProductTerms:
     """A product's terms by the catalog's rules, the one check for load_catalog and staff edits: a name
     of 1–100 characters, a grant limit in credits ≥ 0 with at most 6 decimal places (below 10^14),
     a bill-from on a whole UTC hour or none. InvalidProductTerms names each bad field."""
-    problems = {}
+    problems: dict[str, str] = {}
     name = str(name or "").strip()
-    if not name or len(name) > NAME_MAX_LENGTH:
+    if not name or len(name) > (NAME_MAX_LENGTH or 0):
         problems["name"] = f"must be 1 to {NAME_MAX_LENGTH} characters."
     try:
         # A TOML float arrives as float; its shortest repr is what the file says.
-        grant_limit = parse_decimal(str(grant_limit) if isinstance(grant_limit, float) else grant_limit)
+        limit = parse_decimal(str(grant_limit) if isinstance(grant_limit, float) else grant_limit)
     except ValueError as error:
         problems["grant_limit"] = f"must be a number of credits: {error}"
     try:
-        bill_from = parse_hour_instant(bill_from)
+        start = parse_hour_instant(bill_from)
     except ValueError as error:
         problems["bill_from"] = str(error)
     if problems:
         raise InvalidProductTerms(details={"fields": problems})
-    return ProductTerms(name=name, grant_limit=grant_limit, bill_from=bill_from)
+    return ProductTerms(name=name, grant_limit=limit, bill_from=start)
 
 
-def check_product_terms(product: Product, *, name, grant_limit, bill_from, now=None) -> ProductTerms:
+def check_product_terms(
+    product: Product,
+    *,
+    name: str | None,
+    grant_limit: object,
+    bill_from: str | datetime | None,
+    now: datetime | None = None,
+) -> ProductTerms:
     """clean_product_terms, plus the rule for changing an existing product: a bill-from that has
     passed is never moved, and a new one is never in the past. Either would re-decide hours already
     used: overage billed after the fact, or counted as billed and then left out."""
@@ -67,7 +77,7 @@ def check_product_terms(product: Product, *, name, grant_limit, bill_from, now=N
     raise InvalidProductTerms(details={"fields": {"bill_from": problem}})
 
 
-def product_terms_snapshot(product: Product) -> dict:
+def product_terms_snapshot(product: Product) -> dict[str, Any]:
     return {
         "slug": product.slug,
         "name": product.name,
@@ -77,7 +87,13 @@ def product_terms_snapshot(product: Product) -> dict:
 
 
 def update_product_terms(
-    *, product: Product, name: str, grant_limit, bill_from, actor: Actor, reason: str = ""
+    *,
+    product: Product,
+    name: str,
+    grant_limit: object,
+    bill_from: str | datetime | None,
+    actor: Actor,
+    reason: str = "",
 ) -> tuple[Product, bool]:
     """Change a product's terms in one transaction under its row lock, audited with before and after;
     returns (product, changed). Idempotent: the same terms again write nothing. Checked by

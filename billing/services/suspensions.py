@@ -5,7 +5,8 @@ whose state calls for it, under row locks, skipping rows another run holds. It n
 manual suspension.
 """
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import transaction
 from django.db.models import Q
@@ -18,7 +19,7 @@ from orgs.services.audit import Actor, record_audit
 OVERDUE_GRACE = timedelta(days=3)
 
 
-def suspension_due(*, now) -> Q:
+def suspension_due(*, now: datetime) -> Q:
     """Accounts the rule suspends: a live org, overdue for 3 days or more, that never paid."""
     return Q(
         org__deleted_at__isnull=True,
@@ -28,7 +29,7 @@ def suspension_due(*, now) -> Q:
     )
 
 
-def _snapshot(account: BillingAccount) -> dict:
+def _snapshot(account: BillingAccount) -> dict[str, Any]:
     return {
         "suspended_at": account.suspended_at.isoformat() if account.suspended_at else None,
         "source": account.suspension_source,
@@ -36,7 +37,15 @@ def _snapshot(account: BillingAccount) -> dict:
     }
 
 
-def _set(account: BillingAccount, *, actor: Actor, action: str, reason: str, suspended_at, source) -> None:
+def _set(
+    account: BillingAccount,
+    *,
+    actor: Actor,
+    action: str,
+    reason: str,
+    suspended_at: datetime | None,
+    source: str,
+) -> None:
     before = _snapshot(account)
     account.suspended_at, account.suspension_source = suspended_at, source
     account.suspension_reason = reason if suspended_at else ""
@@ -52,7 +61,7 @@ def _set(account: BillingAccount, *, actor: Actor, action: str, reason: str, sus
     )
 
 
-def lift_auto_suspension_if_reason_gone(account: BillingAccount, *, actor: Actor, now) -> bool:
+def lift_auto_suspension_if_reason_gone(account: BillingAccount, *, actor: Actor, now: datetime) -> bool:
     """Lift an `auto` suspension whose reason has gone (payment made). Call with the account locked."""
     if account.suspension_source != SuspensionSource.AUTO:
         return False
@@ -69,7 +78,7 @@ def lift_auto_suspension_if_reason_gone(account: BillingAccount, *, actor: Actor
     return True
 
 
-def reconcile_suspensions(*, now=None) -> dict:
+def reconcile_suspensions(*, now: datetime | None = None) -> dict[str, int]:
     """Suspend (auto) every live org the rule calls for; lift every auto suspension whose reason has
     gone. Idempotent and safe to run concurrently."""
     now = now or timezone.now()

@@ -1,6 +1,6 @@
 """Read-only admin pieces: inlines and lists staff read, never edit (writes go through services)."""
 
-from typing import Any
+from typing import Any, cast
 
 from django.contrib import admin
 from django.db.models import Model, QuerySet
@@ -8,7 +8,7 @@ from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 
 
-class LimitedInlineFormSet(BaseInlineFormSet):
+class LimitedInlineFormSet(BaseInlineFormSet[Any, Any, Any]):
     """Shows at most the inline's `limit` rows: an org page must stay fast for big orgs."""
 
     limit: int | None = None
@@ -18,15 +18,18 @@ class LimitedInlineFormSet(BaseInlineFormSet):
         return queryset[: self.limit] if self.limit else queryset
 
 
-class ReadOnlyInline(admin.TabularInline):
+class ReadOnlyInline(admin.TabularInline[Any, Any]):
     extra = 0
     can_delete = False
     show_change_link = False
     limit = 200
     formset = LimitedInlineFormSet
 
-    def get_formset(self, request: HttpRequest, obj: Model | None = None, **kwargs: Any) -> Any:
-        formset = super().get_formset(request, obj, **kwargs)
+    def get_formset(
+        self, request: HttpRequest, obj: Model | None = None, **kwargs: Any
+    ) -> type[LimitedInlineFormSet]:
+        # Django builds the formset class on `self.formset`, a LimitedInlineFormSet.
+        formset = cast("type[LimitedInlineFormSet]", super().get_formset(request, obj, **kwargs))
         formset.limit = self.limit
         return formset
 
@@ -37,7 +40,7 @@ class ReadOnlyInline(admin.TabularInline):
         return False
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(admin.ModelAdmin[Any]):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 

@@ -27,7 +27,7 @@ Display = Callable[[Any], Any]
 class Section:
     key: str
     order: int  # the position on the page: lower first
-    inlines: tuple[type[InlineModelAdmin], ...] = ()
+    inlines: tuple[type[InlineModelAdmin[Any, Any]], ...] = ()
     fields: tuple[Display, ...] = ()  # read-only values on the change page
     columns: tuple[Display, ...] = ()  # columns of the list
     select_related: tuple[str, ...] = ()  # what the list's columns read
@@ -60,7 +60,7 @@ class AdminPage:
     def sections(self) -> list[Section]:
         return sorted(self._sections.values(), key=lambda s: (s.order, s.key))
 
-    def inlines(self) -> list[type[InlineModelAdmin]]:
+    def inlines(self) -> list[type[InlineModelAdmin[Any, Any]]]:
         return [inline for section in self.sections() for inline in section.inlines]
 
     def fields(self) -> list[Display]:

@@ -1,9 +1,10 @@
 """One exception handler: every failure leaves the API as `{"error": {code, message, details}}`."""
 
 import logging
+from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from rest_framework import exceptions
 from rest_framework.response import Response
 
@@ -13,11 +14,11 @@ from core.errors import ServiceError
 logger = logging.getLogger(__name__)
 
 
-def error_body(code: str, message: str, details: dict | None = None) -> dict:
+def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details or {}}}
 
 
-def _flatten_messages(detail):
+def _flatten_messages(detail: Any) -> Any:
     if isinstance(detail, dict):
         return {key: _flatten_messages(value) for key, value in detail.items()}
     if isinstance(detail, list):
@@ -25,7 +26,7 @@ def _flatten_messages(detail):
     return str(detail)
 
 
-def exception_handler(exc, context):
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, RequestDataTooBig):
         exc = PayloadTooLarge()
     if isinstance(exc, ServiceError):
@@ -54,7 +55,7 @@ def exception_handler(exc, context):
     return None
 
 
-def api_not_found(request, exception=None):
+def api_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """handler404 for paths that reach no view: the API's error shape under /api/."""
     if request.path.startswith("/api/"):
         return JsonResponse(error_body("not_found", "No such endpoint."), status=404)
@@ -63,7 +64,7 @@ def api_not_found(request, exception=None):
     return page_not_found(request, exception)
 
 
-def api_server_error(request):
+def api_server_error(request: HttpRequest) -> HttpResponse:
     if request.path.startswith("/api/"):
         return JsonResponse(error_body("internal_error", "Something went wrong on our side."), status=500)
     from django.views.defaults import server_error

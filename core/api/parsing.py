@@ -4,11 +4,13 @@ import copy
 import json
 from collections.abc import Callable, Mapping
 from decimal import Decimal
+from typing import IO, Any, Protocol, cast
 
 from django.conf import settings
 from rest_framework import serializers
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
+from rest_framework.request import Request
 
 from core.errors import InvalidRequest, ServiceError
 
@@ -31,14 +33,16 @@ class UnknownField(InvalidRequest):
         )
 
 
-def _reject_constant(name):
+def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number JSON allows")
 
 
 class DecimalJSONParser(JSONParser):
     """JSON with every number read as Decimal (never a binary float), NaN and Infinity refused."""
 
-    def parse(self, stream, media_type=None, parser_context=None):
+    def parse(
+        self, stream: IO[Any], media_type: str | None = None, parser_context: Mapping[str, Any] | None = None
+    ) -> Any:
         body = stream.read(settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1)
         if len(body) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
             raise PayloadTooLarge(details={"max_bytes": settings.DATA_UPLOAD_MAX_MEMORY_SIZE})
@@ -48,14 +52,14 @@ class DecimalJSONParser(JSONParser):
             raise ParseError(f"The body is not valid JSON: {error}") from None
 
 
-class StrictSerializer(serializers.Serializer):
+class StrictSerializer(serializers.Serializer[Any]):
     """A request body: a JSON object whose every key this endpoint knows.
 
     Unknown keys are `400 unknown_field`, checked before any field is validated, so a typo (say
     `bonus_type`) can never be silently replaced by a default.
     """
 
-    def to_internal_value(self, data):
+    def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, Mapping):
             known = {name for name, field in self.fields.items() if not field.read_only}
             unknown = sorted(key for key in data if key not in known)
@@ -64,17 +68,18 @@ class StrictSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
-def parse_body(serializer_class: type[StrictSerializer], request) -> dict:
+def parse_body(serializer_class: type[StrictSerializer], request: Request) -> dict[str, Any]:
     """Validate the request body; raises unknown_field or invalid_request, writes nothing."""
     serializer = serializer_class(data=request.data)
     serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
+    validated: dict[str, Any] = serializer.validated_data
+    return validated
 
 
 class UserIdField(serializers.CharField):
     """The identity service's opaque user id: 1 to 128 characters, taken exactly as given."""
 
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("max_length", 128)
         kwargs.setdefault("trim_whitespace", False)
         super().__init__(**kwargs)
@@ -88,7 +93,7 @@ class UserIdField(serializers.CharField):
 # serializers of those endpoints stay, for the OpenAPI description only.
 
 
-def read_object(data, fields: dict) -> dict:
+def read_object(data: Any, fields: Mapping[str, "Reader"]) -> dict[str, Any]:
     """Read a JSON object with `fields` = {name: reader}; a reader takes the raw value (or MISSING)
     and returns the parsed one, or raises ValueError with the message for that field."""
     if not isinstance(data, Mapping):
@@ -98,7 +103,8 @@ def read_object(data, fields: dict) -> dict:
     unknown = sorted(key for key in data if key not in fields)
     if unknown:
         raise UnknownField.naming(unknown)
-    values, errors = {}, {}
+    values: dict[str, Any] = {}
+    errors: dict[str, list[str]] = {}
     for name, reader in fields.items():
         try:
             values[name] = reader(data.get(name, MISSING))
@@ -111,25 +117,31 @@ def read_object(data, fields: dict) -> dict:
 
 MISSING = object()
 
-# A reader takes the raw JSON value (or MISSING) and returns the parsed one, or raises ValueError.
-Reader = Callable[[object], object]
+
+class Reader(Protocol):
+    """Takes the raw JSON value (or MISSING) and returns the parsed one, or raises ValueError."""
+
+    schema_field: serializers.Field[Any, Any, Any, Any]
+
+    def __call__(self, value: object, /) -> Any: ...
 
 
-def described(read: Reader, field: serializers.Field) -> Reader:
+def described(read: Callable[[object], Any], field: serializers.Field[Any, Any, Any, Any]) -> Reader:
     """Attach to a reader the serializer field that describes it in the OpenAPI schema, so the
     schema is made from the very readers that parse the body (schema_for) and cannot drift."""
-    read.schema_field = field  # type: ignore[attr-defined]
-    return read
+    reader = cast(Reader, read)
+    reader.schema_field = field
+    return reader
 
 
-def schema_for(name: str, fields: dict[str, Reader]) -> type[serializers.Serializer]:
+def schema_for(name: str, fields: dict[str, Reader]) -> type[serializers.Serializer[Any]]:
     """A serializer describing a body that read_object reads with `fields`, for the schema only."""
-    attrs = {key: copy.deepcopy(reader.schema_field) for key, reader in fields.items()}  # type: ignore[attr-defined]
+    attrs = {key: copy.deepcopy(reader.schema_field) for key, reader in fields.items()}
     return type(name, (serializers.Serializer,), attrs)
 
 
 def text(max_length: int, *, required: bool = True, default: str | None = None) -> Reader:
-    def read(value):
+    def read(value: object) -> str | None:
         if value is MISSING or value is None:
             if required:
                 raise ValueError("This field is required.")
@@ -144,7 +156,7 @@ def text(max_length: int, *, required: bool = True, default: str | None = None) 
 
 
 def integer(*, minimum: int, maximum: int, default: int) -> Reader:
-    def read(value):
+    def read(value: object) -> int:
         if value is MISSING or value is None:
             return default
         if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:

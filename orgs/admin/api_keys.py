@@ -24,7 +24,7 @@ class ProductAPIKeyAdmin(ObjectActionsMixin, HistoryAdmin):
     list_filter = ["revoked", "product"]
     list_select_related = ["product"]
     search_fields = ["prefix", "name", "product__slug"]
-    fields = ["prefix", "product", "name", "created", "revoked", "revoked_at", "expiry_date"]
+    fields = ("prefix", "product", "name", "created", "revoked", "revoked_at", "expiry_date")
     readonly_fields = fields
 
     def get_object_actions(self):

@@ -18,7 +18,7 @@ from orgs.services.organizations import restore_organization
 
 class MembershipInline(ReadOnlyInline):
     model = Membership
-    fields = ["user_id", "role", "email", "joined_at", "product", "manage"]
+    fields = ("user_id", "role", "email", "joined_at", "product", "manage")
     readonly_fields = fields
 
     @admin.display(description="")
@@ -29,7 +29,7 @@ class MembershipInline(ReadOnlyInline):
 
 class InvitationInline(ReadOnlyInline):
     model = Invitation
-    fields = ["email", "role", "state", "created_at", "expires_at", "accepted_by", "manage"]
+    fields = ("email", "role", "state", "created_at", "expires_at", "accepted_by", "manage")
     readonly_fields = fields
 
     @admin.display
@@ -58,7 +58,7 @@ class RecentAuditInline(ReadOnlyInline):
     fk_name = "org"
     limit = 50
     verbose_name_plural = "Recent audit entries (latest 50; the audit log has them all)"
-    fields = ["created_at", "actor", "action", "reason", "before", "after"]
+    fields = ("created_at", "actor", "action", "reason", "before", "after")
     readonly_fields = fields
     ordering = ["-created_at", "-id"]
 

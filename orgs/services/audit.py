@@ -1,6 +1,9 @@
 """The audit trail: every service that changes state records who did what, in its transaction."""
 
 from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth.models import User
 
 from core.requests import request_id_var
 from orgs.models import ActorType, AuditCategory, AuditEntry, Organization, Product
@@ -11,12 +14,12 @@ class Actor:
     """Who is acting: a staff user, a product (API key), Stripe (a webhook) or a system task."""
 
     type: ActorType
-    user: object | None = None
+    user: User | None = None
     product: Product | None = None
     label: str = ""
 
     @classmethod
-    def staff(cls, user) -> "Actor":
+    def staff(cls, user: User) -> "Actor":
         return cls(ActorType.STAFF, user=user, label=user.get_username())
 
     @classmethod
@@ -46,8 +49,8 @@ def record_audit(
     product: Product | None = None,
     subscription_id: str = "",
     invoice_id: str = "",
-    before: dict | None = None,
-    after: dict | None = None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
     reason: str = "",
 ) -> AuditEntry:
     """Append one audit entry; call it inside the transaction of the change it records.

@@ -2,7 +2,8 @@
 
 import hashlib
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core.mail import send_mail
@@ -17,7 +18,15 @@ from orgs.exceptions import (
     InvitationRevoked,
     OrgNotFound,
 )
-from orgs.models import AuditCategory, Invitation, InvitationState, Membership, Organization, Role
+from orgs.models import (
+    AuditCategory,
+    Invitation,
+    InvitationState,
+    Membership,
+    Organization,
+    OutboxMessage,
+    Role,
+)
 from orgs.selectors import pending_invitations
 from orgs.services.audit import Actor, record_audit
 from orgs.services.memberships import ensure_free_seat, join_by_invitation, lock_org
@@ -36,7 +45,7 @@ def _new_token() -> tuple[str, str]:
     return token, hash_token(token)
 
 
-def _invitation_snapshot(invitation: Invitation) -> dict:
+def _invitation_snapshot(invitation: Invitation) -> dict[str, Any]:
     return {
         "id": invitation.public_id,
         "email": invitation.email,
@@ -123,7 +132,7 @@ def accept_invitation(
     return membership, created
 
 
-def _revoke(invitation: Invitation, *, actor: Actor, now, reason: str) -> None:
+def _revoke(invitation: Invitation, *, actor: Actor, now: datetime, reason: str) -> None:
     invitation.revoked_at = now
     invitation.save()
     record_audit(
@@ -193,7 +202,7 @@ def resend_invitation(*, invitation: Invitation, actor: Actor) -> tuple[Invitati
 
 
 @outbox_handler("email.invitation")
-def send_invitation_email(message) -> dict:
+def send_invitation_email(message: OutboxMessage) -> dict[str, Any]:
     invitation = Invitation.objects.select_related("org").get(pk=message.payload["invitation_id"])
     token = message.payload["token"]
     send_mail(
@@ -211,7 +220,7 @@ def send_invitation_email(message) -> dict:
     return {"sent_to": invitation.email}
 
 
-def expire_invitations(*, now=None, actor: Actor | None = None) -> dict:
+def expire_invitations(*, now: datetime | None = None, actor: Actor | None = None) -> dict[str, int]:
     """Mark every pending invitation past its expiry as expired; never deletes. Idempotent."""
     now = now or timezone.now()
     actor = actor or Actor.system("expire_invitations")

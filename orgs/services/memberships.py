@@ -6,6 +6,7 @@ that a concurrent write could change, hold under concurrency.
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -26,7 +27,9 @@ def lock_org(org: Organization) -> Organization:
     return Organization.objects.select_for_update().get(pk=org.pk)
 
 
-def ensure_free_seat(org: Organization, *, now, excluding_invitation=None) -> None:
+def ensure_free_seat(
+    org: Organization, *, now: datetime, excluding_invitation: Invitation | None = None
+) -> None:
     """Raise SeatLimitReached unless one more seat fits. Call with the org row locked."""
     limit = seat_limit(org)
     if limit is None:
@@ -36,7 +39,7 @@ def ensure_free_seat(org: Organization, *, now, excluding_invitation=None) -> No
         raise SeatLimitReached(details={"seat_limit": limit, "seats_in_use": used})
 
 
-def membership_snapshot(membership: Membership) -> dict:
+def membership_snapshot(membership: Membership) -> dict[str, Any]:
     return {"user_id": membership.user_id, "role": membership.role, "email": membership.email}
 
 
@@ -169,7 +172,7 @@ def higher_role(a: str, b: str) -> str:
     return a if ROLE_RANK[Role(a)] >= ROLE_RANK[Role(b)] else b
 
 
-def _import_row_problem(row: dict) -> str | None:
+def _import_row_problem(row: dict[str, str]) -> str | None:
     if not row.get("user_id") or len(row["user_id"]) > 128:
         return "invalid_user_id"
     if row.get("role") not in Role.values:
@@ -182,30 +185,30 @@ def _import_row_problem(row: dict) -> str | None:
     return None
 
 
-def import_memberships(*, rows: Iterable[dict], actor: Actor) -> dict:
+def import_memberships(*, rows: Iterable[dict[str, str]], actor: Actor) -> dict[str, Any]:
     """Upsert each row ({org_id, user_id, role, email}) through upsert_membership; idempotent.
 
     Each row is its own transaction: a rejected row (with its reason) never stops the others.
     Returns counts of created, updated, unchanged and rejected rows, and the rejections.
     """
     counts = {"created": 0, "updated": 0, "unchanged": 0, "rejected": 0}
-    rejections = []
+    rejections: list[dict[str, Any]] = []
     orgs: dict[str, Organization | None] = {}
     for number, row in enumerate(rows, start=1):
         org_id = row.get("org_id", "")
         reason = _import_row_problem(row)
         if reason is None and org_id not in orgs:
             orgs[org_id] = Organization.live.filter(public_id=org_id).first()
-        if reason is None and orgs[org_id] is None:
+        org = orgs.get(org_id)
+        if reason is None and org is None:
             reason = "org_not_found"
-        if reason is None:
-            org = orgs[org_id]
+        if reason is None and org is not None:
             before = Membership.objects.filter(org=org, user_id=row["user_id"]).first()
             try:
                 membership, created = upsert_membership(
                     org=org,
                     user_id=row["user_id"],
-                    role=row["role"],
+                    role=Role(row["role"]),
                     email=row.get("email") or None,
                     actor=actor,
                 )
@@ -218,7 +221,7 @@ def import_memberships(*, rows: Iterable[dict], actor: Actor) -> dict:
             )
         elif created:
             counts["created"] += 1
-        elif membership_snapshot(before) == membership_snapshot(membership):
+        elif before is not None and membership_snapshot(before) == membership_snapshot(membership):
             counts["unchanged"] += 1
         else:
             counts["updated"] += 1

@@ -1,6 +1,8 @@
 """Organization records: creation (called by billing's open_organization), soft delete, restore."""
 
 import secrets
+from collections.abc import Iterator
+from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -11,7 +13,7 @@ from orgs.models import AuditCategory, Organization
 from orgs.services.audit import Actor, record_audit
 
 
-def org_snapshot(org: Organization) -> dict:
+def org_snapshot(org: Organization) -> dict[str, Any]:
     return {
         "id": org.public_id,
         "name": org.name,
@@ -22,7 +24,7 @@ def org_snapshot(org: Organization) -> dict:
     }
 
 
-def _slug_candidates(name: str):
+def _slug_candidates(name: str) -> Iterator[str]:
     base = slugify(name)[:48].strip("-") or "org"
     yield base
     for _ in range(20):

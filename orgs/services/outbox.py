@@ -9,6 +9,8 @@ commit that records it performs it again (Stripe idempotency keys make that harm
 
 import logging
 from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
 
 from celery import current_app
 from django.db import transaction
@@ -21,15 +23,19 @@ logger = logging.getLogger(__name__)
 
 PERFORM_TASK = "orgs.tasks.perform_outbox_message"
 
-_handlers: dict[str, Callable[[OutboxMessage], dict | None]] = {}
+# A handler performs one message; what it returns is kept on the row as its result.
+OutboxHandler = Callable[[OutboxMessage], dict[str, Any] | None]
+_H = TypeVar("_H", bound=OutboxHandler)
+
+_handlers: dict[str, OutboxHandler] = {}
 
 
 class PermanentOutboxError(Exception):
     """Raised by a handler when retrying can never succeed (for example a 400 from Stripe)."""
 
 
-def outbox_handler(kind: str):
-    def register(function):
+def outbox_handler(kind: str) -> Callable[[_H], _H]:
+    def register(function: _H) -> _H:
         if kind in _handlers:
             raise RuntimeError(f"Outbox kind {kind!r} already has a handler.")
         _handlers[kind] = function
@@ -39,7 +45,7 @@ def outbox_handler(kind: str):
 
 
 def enqueue_outbox(
-    *, kind: str, payload: dict, idempotency_key: str, org: Organization | None = None
+    *, kind: str, payload: dict[str, Any], idempotency_key: str, org: Organization | None = None
 ) -> tuple[OutboxMessage, bool]:
     """Write an outbox row in the caller's transaction; idempotent on `idempotency_key`."""
     if kind not in _handlers:
@@ -63,7 +69,7 @@ def _perform_soon(message_id: int) -> None:
         logger.warning("Could not enqueue outbox message %s; the job will pick it up.", message_id)
 
 
-def perform_outbox_message(*, message_id: int, now=None) -> str:
+def perform_outbox_message(*, message_id: int, now: datetime | None = None) -> str:
     """Perform one due message at most once at a time; returns its outcome."""
     now = now or timezone.now()
     with transaction.atomic():
@@ -100,7 +106,7 @@ def perform_outbox_message(*, message_id: int, now=None) -> str:
         return outcome
 
 
-def process_outbox(*, now=None, limit: int = 500) -> dict:
+def process_outbox(*, now: datetime | None = None, limit: int = 500) -> dict[str, int]:
     """Perform every due outbox message (the job `process_outbox`); safe to run concurrently."""
     now = now or timezone.now()
     due = list(

@@ -1,6 +1,8 @@
 """Products and their API keys (stored hashed, shown once, revocable, never deleted). A product's
 terms (grant limit, bill-from) are billing's: billing/services/product_terms.py."""
 
+from typing import cast
+
 from django.db import transaction
 from django.utils import timezone
 
@@ -21,7 +23,10 @@ def ensure_product(*, slug: str, name: str | None = None) -> tuple[Product, bool
 def issue_api_key(*, product: Product, name: str, actor: Actor) -> tuple[ProductAPIKey, str]:
     """Issue a new key for `product`; returns (key row, plain key). The plain key is never stored."""
     with transaction.atomic():
-        api_key, key = ProductAPIKey.objects.create_key(product=product, name=name[:50])
+        # The library types the row it creates as its abstract model; it is the manager's model.
+        api_key, key = cast(
+            "tuple[ProductAPIKey, str]", ProductAPIKey.objects.create_key(product=product, name=name[:50])
+        )
         record_audit(
             actor=actor,
             action="api_key.issued",

@@ -2,6 +2,7 @@ import random
 import tomllib
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
@@ -22,7 +23,7 @@ from usage.services.rollup import rollup_usage
 
 CATALOG = settings.BASE_DIR / "catalog" / "example.toml"
 
-ORGS = [
+ORGS: list[dict[str, Any]] = [
     {
         "name": "Acme Robotics",
         "slug": "acme",
