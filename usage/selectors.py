@@ -1,7 +1,9 @@
 """Reads for usage."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import Sum
@@ -15,7 +17,9 @@ from usage.models import ROLLUP_CURSOR, RollupCursor, UsageEvent
 from usage.txids import snapshot_xmax, writers
 
 
-def usage_summary(*, org: Organization, product: Product, start, end, metric: str | None = None) -> dict:
+def usage_summary(
+    *, org: Organization, product: Product, start: datetime, end: datetime, metric: str | None = None
+) -> dict[str, list[Mapping[str, Any]]]:
     """Quantity and cost per metric over [start, end), in total and per UTC day: sums of stored costs."""
     events = UsageEvent.objects.filter(org=org, product=product, occurred_at__gte=start, occurred_at__lt=end)
     if metric:
@@ -44,7 +48,7 @@ class HorizonHolder:
     age: timedelta | None
     application: str | None
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         age = None if self.age is None else int(self.age.total_seconds())
         return {
             "pid": self.pid,
@@ -67,7 +71,7 @@ class RollupLag:
     def lagging(self) -> bool:
         return self.lag > LAG_LIMIT
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         if not self.measured:
             return {"status": "not measured (the embedded default recomputes every run)"}
         return {
@@ -136,14 +140,15 @@ class ClosingPeriod:
     draft_until: datetime
 
 
-def mirrored_invoice(invoice_id: str) -> dict:
+def mirrored_invoice(invoice_id: str) -> dict[str, Any]:
     """The invoice as dj-stripe stored it while processing this delivery (re-read from Stripe)."""
     from djstripe.models import Invoice
 
-    return Invoice.objects.values_list("stripe_data", flat=True).get(id=invoice_id)
+    stripe_data: dict[str, Any] = Invoice.objects.values_list("stripe_data", flat=True).get(id=invoice_id)
+    return stripe_data
 
 
-def closing_period(invoice: dict) -> ClosingPeriod | None:
+def closing_period(invoice: dict[str, Any]) -> ClosingPeriod | None:
     """The subscription period a draft invoice closes, from Stripe's copy of the invoice; None when
     there is none to close (not a draft any more, no subscription, an empty period, no org)."""
     subscription = ((invoice.get("parent") or {}).get("subscription_details") or {}).get("subscription")

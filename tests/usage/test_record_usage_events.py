@@ -105,6 +105,8 @@ def test_one_bad_event_rejects_the_batch_and_names_it(api, org, catalog):
     ("changes", "field"),
     [
         ({"org_id": "org_neverexisted"}, "org_id"),
+        ({"org_id": ["org_1"]}, "org_id"),  # not a string (it once made a 500)
+        ({"org_id": {"id": 1}}, "org_id"),
         ({"metric": "build_minute"}, "metric"),  # blue's metric, not red's
         ({"quantity": "abc"}, "quantity"),
         ({"quantity": "1.0000001"}, "quantity"),

@@ -8,6 +8,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
@@ -39,7 +40,7 @@ class NewEvent:
     cost: Decimal
     occurred_at: datetime
     user_id: str = ""
-    properties: dict | None = None
+    properties: dict[str, Any] | None = None
     pk: int | None = None
     overage: Decimal = Decimal(0)
     billable_overage: Decimal = Decimal(0)
@@ -56,9 +57,12 @@ def _occurred_at(value: object) -> datetime:
     return instant
 
 
-def _quantity_and_time(raw: dict, errors: dict[str, list[str]], *, now: datetime) -> tuple:
+def _quantity_and_time(
+    raw: dict[str, Any], errors: dict[str, list[str]], *, now: datetime
+) -> tuple[Decimal | None, datetime | None]:
     """The event's quantity and occurred_at, each None when absent or invalid (its error recorded)."""
-    quantity = occurred_at = None
+    quantity: Decimal | None = None
+    occurred_at: datetime | None = None
     if "quantity" not in errors:
         try:
             quantity = parse_decimal(raw["quantity"])
@@ -77,8 +81,8 @@ def _quantity_and_time(raw: dict, errors: dict[str, list[str]], *, now: datetime
 
 
 def _validate(
-    raw, *, orgs: dict[str, int], prices: PriceBook, now: datetime
-) -> tuple[NewEvent | None, dict, bool]:
+    raw: object, *, orgs: dict[str, int], prices: PriceBook, now: datetime
+) -> tuple[NewEvent | None, dict[str, list[str]], bool]:
     """One event → (NewEvent or None, field errors, has unknown fields)."""
     if not isinstance(raw, dict):
         return None, {"event": ["An event is a JSON object."]}, False
@@ -94,7 +98,7 @@ def _validate(
     if "event_id" not in errors and (not isinstance(event_id, str) or not 1 <= len(event_id) <= 128):
         errors["event_id"] = ["An event_id is a string of 1 to 128 characters."]
     org_id = raw.get("org_id")
-    if "org_id" not in errors and orgs.get(org_id) is None:
+    if "org_id" not in errors and (not isinstance(org_id, str) or orgs.get(org_id) is None):
         errors["org_id"] = ["No such organization."]
     metric = raw.get("metric")
     if "metric" not in errors and (not isinstance(metric, str) or metric not in prices):
@@ -108,6 +112,9 @@ def _validate(
         errors["properties"] = ["Properties are a JSON object."]
     if errors:
         return None, errors, bool(unknown)
+    # No errors: each field passed its check above.
+    assert isinstance(event_id, str) and isinstance(org_id, str) and isinstance(metric, str)
+    assert quantity is not None and occurred_at is not None
 
     price = prices.version_at(metric, occurred_at)
     if price is None:
@@ -129,7 +136,9 @@ def _validate(
     )
 
 
-def record_usage_events(*, product: Product, events: list, now=None) -> dict:
+def record_usage_events(
+    *, product: Product, events: list[Any], now: datetime | None = None
+) -> dict[str, int]:
     """Store a batch of events and debit their costs, in one transaction; returns the counts.
 
     Duplicates first: an event_id this product already stored (or repeated in the batch) is
@@ -153,7 +162,7 @@ def record_usage_events(*, product: Product, events: list, now=None) -> dict:
                 continue
             seen.add(event_id)
         event, errors, unknown = _validate(raw, orgs=orgs, prices=prices, now=now)
-        if errors:
+        if event is None:
             invalid.append((index, event_id, errors, unknown))
         else:
             new.append(event)
@@ -180,12 +189,13 @@ def record_usage_events(*, product: Product, events: list, now=None) -> dict:
     return {"accepted": len(inserted), "duplicates": duplicates + len(new) - len(inserted)}
 
 
-def store_events(*, product: Product, events: list[NewEvent], now) -> list[NewEvent]:
+def store_events(*, product: Product, events: list[NewEvent], now: datetime) -> list[NewEvent]:
     """Insert the events (a concurrent twin is skipped), then debit the stored ones per org.
     Returns the stored events. Call inside a transaction."""
     inserted = _insert(product, events, now)
     costs_by_org: dict[int, list[tuple[int, Decimal]]] = {}
     for event in inserted:
+        assert event.pk is not None  # set by _insert
         costs_by_org.setdefault(event.org_id, []).append((event.pk, event.cost))
     overages = debit_usage(costs_by_org=costs_by_org, reference=f"usage:{uuid.uuid4().hex}", now=now)
     for event in inserted:
@@ -212,7 +222,7 @@ RETURNING id, event_id
 """
 
 
-def _insert(product: Product, events: list[NewEvent], now) -> list[NewEvent]:
+def _insert(product: Product, events: list[NewEvent], now: datetime) -> list[NewEvent]:
     if not events:
         return []
     if connection.vendor != "postgresql":
@@ -243,7 +253,7 @@ def _insert(product: Product, events: list[NewEvent], now) -> list[NewEvent]:
     return stored
 
 
-def _insert_one_by_one(product: Product, events: list[NewEvent], now) -> list[NewEvent]:
+def _insert_one_by_one(product: Product, events: list[NewEvent], now: datetime) -> list[NewEvent]:
     """The embedded default (SQLite) path: a savepoint per event, same outcome, slower."""
     stored = []
     for event in events:
@@ -274,6 +284,7 @@ def _set_overages(events: list[NewEvent]) -> None:
         return
     if connection.vendor != "postgresql":
         for event in events:
+            assert event.pk is not None  # set by _insert
             UsageEvent.objects.filter(pk=event.pk).update(
                 overage=event.overage, billable_overage=event.billable_overage
             )

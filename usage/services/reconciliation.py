@@ -14,7 +14,7 @@ that each report in the window is either wholly in or wholly out. Then, and only
 """
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.db import transaction
@@ -35,15 +35,21 @@ RECHECK = timedelta(hours=1)
 MINUTE = timedelta(minutes=1)
 
 
-def _minute_floor(instant):
+def _minute_floor(instant: datetime) -> datetime:
     return instant.replace(second=0, microsecond=0)
 
 
-def search_window(report: MeterReport) -> tuple:
+def _span(report: MeterReport) -> tuple[datetime, datetime]:
+    """The minute-aligned [start, end) of the timestamps the report's attempts carried."""
+    # Each attempt records both before it is sent: a report with an attempt has them.
+    assert report.earliest_timestamp is not None and report.latest_timestamp is not None
+    return _minute_floor(report.earliest_timestamp), _minute_floor(report.latest_timestamp) + MINUTE
+
+
+def search_window(report: MeterReport) -> tuple[datetime, datetime, list[MeterReport]]:
     """(start, end, others): the minute-aligned [start, end) covering every timestamp the report
     and every other report of its customer reaching into the window could carry, and those others."""
-    start = _minute_floor(report.earliest_timestamp)
-    end = _minute_floor(report.latest_timestamp) + MINUTE
+    start, end = _span(report)
     while True:
         others = list(
             MeterReport.objects.filter(
@@ -55,8 +61,8 @@ def search_window(report: MeterReport) -> tuple:
             .exclude(pk=report.pk)
             .order_by("pk")
         )
-        wider_start = min([start, *(_minute_floor(o.earliest_timestamp) for o in others)])
-        wider_end = max([end, *(_minute_floor(o.latest_timestamp) + MINUTE for o in others)])
+        wider_start = min([start, *(_span(o)[0] for o in others)])
+        wider_end = max([end, *(_span(o)[1] for o in others)])
         if (wider_start, wider_end) == (start, end):
             return start, end, others
         start, end = wider_start, wider_end
@@ -70,7 +76,7 @@ def _uncertain(other: MeterReport) -> bool:
     )
 
 
-def _unclear(report: MeterReport, *, now, why: str, alarm: bool = True) -> str:
+def _unclear(report: MeterReport, *, now: datetime, why: str, alarm: bool = True) -> str:
     report.last_error = f"Reconciliation unclear: {why}"[:2000]
     report.next_attempt_at = now + RECHECK
     report.save(update_fields=["last_error", "next_attempt_at"])
@@ -78,7 +84,7 @@ def _unclear(report: MeterReport, *, now, why: str, alarm: bool = True) -> str:
     return "unclear"
 
 
-def reconcile_report(report: MeterReport, *, now) -> str:
+def reconcile_report(report: MeterReport, *, now: datetime) -> str:
     """Decide an old unsent report from Stripe's summaries (the caller holds its sender lock):
     "sent", "abandoned", "unclear" or "retry". Never sends anything; idempotent."""
     real_now = timezone.now()

@@ -4,8 +4,10 @@ the embedded default (shadow mode only: sending without Redis is refused)."""
 import contextlib
 import threading
 import time
+from collections.abc import Iterator
 
 import redis
+import redis.lock
 from django.conf import settings
 
 LOCK_KEY = "billing:meter-reporter"
@@ -20,7 +22,7 @@ class ReporterBusy(Exception):
 class HeldLock:
     """The reporter lock while held: `renew()` keeps a long run's Redis lock from expiring under it."""
 
-    def __init__(self, lock=None):
+    def __init__(self, lock: redis.lock.Lock | None = None) -> None:
         self.lock, self.renewed = lock, time.perf_counter()
 
     def renew(self) -> None:
@@ -34,7 +36,7 @@ class HeldLock:
 
 
 @contextlib.contextmanager
-def reporter_lock(*, shadow: bool):
+def reporter_lock(*, shadow: bool) -> Iterator[HeldLock]:
     """One reporter at a time: a Redis lock across processes; a process-local one in shadow mode on
     the embedded default. Sending without Redis is refused."""
     if settings.REDIS_URL is None:
