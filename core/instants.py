@@ -7,8 +7,15 @@ name of what it read.
 """
 
 from datetime import UTC, datetime
+from typing import overload
 
 
+@overload
+def parse_instant(value: str | datetime) -> datetime: ...
+@overload
+def parse_instant(value: None) -> None: ...
+@overload
+def parse_instant(value: str | datetime | None) -> datetime | None: ...
 def parse_instant(value: str | datetime | None) -> datetime | None:
     """An ISO-8601 instant (`Z` or an offset required) as an aware UTC datetime; None stays None."""
     if value is None:

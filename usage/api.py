@@ -1,6 +1,8 @@
 """Usage (the product API: Usage) and hold commit, which records usage."""
 
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -82,7 +84,7 @@ def _instant(value: str, field: str) -> datetime:
     return instant
 
 
-def _usage_row(row: dict) -> dict:
+def _usage_row(row: Mapping[str, Any]) -> dict[str, str]:
     return {
         "metric": row["metric"],
         "quantity": credits_str(row["quantity"]),

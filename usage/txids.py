@@ -3,6 +3,10 @@
 Shared by the rollup (its horizon) and the lag measurement (who holds the horizon back).
 """
 
+from datetime import timedelta
+
+from django.db.backends.utils import CursorWrapper
+
 SNAPSHOT_XMAX = "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint"
 
 # The transactions of this database holding an id (only they can insert events); prepared ones
@@ -29,13 +33,19 @@ def widen_xid(xid: int, near: int) -> int:
     return full
 
 
-def snapshot_xmax(cursor) -> int:
+# A writer: (64-bit xid, pid (None when prepared), state, age, application name or gid).
+Writer = tuple[int, int | None, str | None, timedelta | None, str | None]
+
+
+def snapshot_xmax(cursor: CursorWrapper) -> int:
     """Ids from this one up are given to transactions that start from now on."""
     cursor.execute(SNAPSHOT_XMAX)
-    return cursor.fetchone()[0]
+    row = cursor.fetchone()
+    assert row is not None  # a SELECT without FROM answers one row
+    return row[0]
 
 
-def writers(cursor, *, near: int) -> list[tuple]:
+def writers(cursor: CursorWrapper, *, near: int) -> list[Writer]:
     """This database's transactions holding an id, oldest first: (64-bit xid, pid, state, age, app)."""
     # pg_stat_activity is read once per transaction and then cached: drop any copy read earlier,
     # so that every writer that was running when `near` was read and still is, is seen.

@@ -1,6 +1,7 @@
 """Committing a hold: record its usage exactly as usage/events would, and end it, in one transaction."""
 
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
 from django.db import transaction
@@ -24,7 +25,12 @@ class Commit:
 
 
 def commit_hold(
-    *, product: Product, hold_id: str, event_id: str, quantity: Decimal | None = None, now=None
+    *,
+    product: Product,
+    hold_id: str,
+    event_id: str,
+    quantity: Decimal | None = None,
+    now: datetime | None = None,
 ) -> Commit:
     """Record the hold's usage (its quantity unless another is given) and mark it committed.
 
@@ -36,13 +42,15 @@ def commit_hold(
     with transaction.atomic():
         hold = get_product_hold(product=product, hold_id=hold_id, lock=True)
         if hold.state == HoldState.COMMITTED and hold.event_id == event_id:
-            event = UsageEvent.objects.get(product=product, event_id=event_id)
-            return Commit(hold, event.cost, hold.ended_at > hold.expires_at)
+            recorded = UsageEvent.objects.get(product=product, event_id=event_id)
+            assert hold.ended_at is not None  # committing ended it
+            return Commit(hold, recorded.cost, hold.ended_at > hold.expires_at)
         if hold.state != HoldState.ACTIVE:
             raise HoldNotActive(details={"hold_id": hold_id, "state": hold.state})
         quantity = hold.quantity if quantity is None else quantity
         metric = hold.metric.key
         price = price_book(product).version_at(metric, now)
+        assert price is not None  # the hold was priced when reserved, and prices are never removed
         event = NewEvent(
             event_id=event_id,
             org_id=hold.org_id,

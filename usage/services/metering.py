@@ -20,9 +20,11 @@ import contextlib
 import logging
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
@@ -40,7 +42,9 @@ from core.retry import backoff
 from orgs.models import Organization, Product
 from usage.models import MeterReport, MeterReportStatus, UsageBucket, UsageEvent
 from usage.services.reconciliation import reconcile_report
-from usage.services.reporter_lock import HeldLock, ReporterBusy, reporter_lock
+from usage.services.reporter_lock import HeldLock
+from usage.services.reporter_lock import ReporterBusy as ReporterBusy  # the period close and the tasks
+from usage.services.reporter_lock import reporter_lock as reporter_lock  # reach these through here
 from usage.services.rollup import rolled_up_horizon
 
 logger = logging.getLogger(__name__)
@@ -53,16 +57,16 @@ COUNTED = [MeterReportStatus.PENDING, MeterReportStatus.SENT, MeterReportStatus.
 _SENDER_LOCK_NAMESPACE = 0x6F7667
 
 
-def bill_from(product: Product):
+def bill_from(product: Product) -> datetime | None:
     """The instant from which the product's overage is billed (its own, else the global), or None."""
     return product.bill_from or settings.BILLING_BILL_FROM
 
 
-def billable_starts(*, shadow: bool) -> dict[int, object]:
+def billable_starts(*, shadow: bool) -> dict[int, datetime | None]:
     """{product id: the instant its overage counts from (None: from the start)}: each product's
     bill-from. In shadow mode a product without one counts from the start; in live mode it is left
     out (never billed) until it has one."""
-    starts = {}
+    starts: dict[int, datetime | None] = {}
     for product in Product.objects.all():
         start = bill_from(product)
         if start is not None or shadow:
@@ -70,7 +74,7 @@ def billable_starts(*, shadow: bool) -> dict[int, object]:
     return starts
 
 
-def window(starts: dict[int, object], time_field: str) -> Q | None:
+def window(starts: dict[int, datetime | None], time_field: str) -> Q | None:
     """The billable window as a condition on buckets (`hour`) or events (`occurred_at`); a bucket's
     hour is on or after an hour-aligned bill-from exactly when its events' times are."""
     condition = Q()
@@ -87,7 +91,7 @@ class Stamp:
     until: datetime
 
 
-def _billable_total(org_id: int, *, starts: dict, upto: datetime | None) -> Decimal:
+def _billable_total(org_id: int, *, starts: dict[int, datetime | None], upto: datetime | None) -> Decimal:
     """The org's billable overage rolled up so far; with `upto`, only usage before that instant:
     whole hours from the buckets, the hour `upto` falls in from the events the rollup has taken."""
     buckets = UsageBucket.objects.filter(window(starts, "hour"), org_id=org_id)
@@ -108,7 +112,7 @@ def _billable_total(org_id: int, *, starts: dict, upto: datetime | None) -> Deci
 def write_report(
     org_id: int,
     *,
-    starts: dict,
+    starts: dict[int, datetime | None],
     shadow: bool,
     upto: datetime | None = None,
     stamp: Stamp | None = None,
@@ -166,10 +170,10 @@ def write_report(
 class _Pace:
     """Keeps the sends under Stripe's rate: at most MAX_SENDS_PER_SECOND."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.window, self.count = time.perf_counter(), 0
 
-    def wait(self):
+    def wait(self) -> None:
         self.count += 1
         if self.count >= MAX_SENDS_PER_SECOND:
             elapsed = time.perf_counter() - self.window
@@ -209,7 +213,7 @@ def _record_attempt(report: MeterReport, *, sent_at: datetime, stamp: datetime) 
         )
 
 
-def _send(report: MeterReport, *, now) -> str:
+def _send(report: MeterReport, *, now: datetime) -> str:
     """Send one report (the caller holds its sender lock, outside any transaction); the outcome."""
     if transaction.get_connection().in_atomic_block:
         raise RuntimeError("Meter reports are sent outside transactions: each attempt is committed first.")
@@ -249,7 +253,7 @@ def _mark_sent(report: MeterReport, *, stamp: datetime | None, note: str = "") -
     return "sent"
 
 
-def _past_unsent_limit(report: MeterReport, *, now) -> bool:
+def _past_unsent_limit(report: MeterReport, *, now: datetime) -> bool:
     # Stripe remembers an identifier for 24 h of real time: a replayed past --now must not make an
     # old report look young (and resend an identifier Stripe may have forgotten).
     if report.first_attempt_at is None:
@@ -258,7 +262,7 @@ def _past_unsent_limit(report: MeterReport, *, now) -> bool:
 
 
 @contextlib.contextmanager
-def _sender_of(pk: int):
+def _sender_of(pk: int) -> Iterator[bool]:
     """Whether this process may send the report: a session-level advisory lock, held across the
     commit of the attempt and the send (a row lock would end with that commit)."""
     if connection.vendor != "postgresql":
@@ -267,7 +271,9 @@ def _sender_of(pk: int):
     key = [_SENDER_LOCK_NAMESPACE, pk % 2**31]
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", key)
-        held = cursor.fetchone()[0]
+        row = cursor.fetchone()
+        assert row is not None  # a SELECT without FROM answers one row
+        held: bool = row[0]
     try:
         yield held
     finally:
@@ -276,7 +282,7 @@ def _sender_of(pk: int):
                 cursor.execute("SELECT pg_advisory_unlock(%s, %s)", key)
 
 
-def send_pending(pk: int, *, now, due_only: bool = True, stamp: Stamp | None = None) -> str | None:
+def send_pending(pk: int, *, now: datetime, due_only: bool = True, stamp: Stamp | None = None) -> str | None:
     """Send one pending report, or reconcile it once 23 h have passed since its first attempt.
     `stamp` (a closing period's) applies to a report of that period not yet sent in it. None when
     another sender has it, or it is no longer pending (or, with `due_only`, not due)."""
@@ -296,7 +302,7 @@ def send_pending(pk: int, *, now, due_only: bool = True, stamp: Stamp | None = N
         return _send(report, now=now)
 
 
-def excluded_orgs(*, now) -> set[int]:
+def excluded_orgs(*, now: datetime) -> set[int]:
     """Orgs left out of this run: their allowance claim for the month failed (retried next run)."""
     return set(
         AllowanceClaim.objects.filter(month=month_of(now), status=ClaimStatus.FAILED).values_list(
@@ -305,7 +311,7 @@ def excluded_orgs(*, now) -> set[int]:
     )
 
 
-def _send_due(summary: dict, *, now, skipped: set[int], held: HeldLock) -> None:
+def _send_due(summary: dict[str, Any], *, now: datetime, skipped: set[int], held: HeldLock) -> None:
     pace = _Pace()
     due = (
         MeterReport.objects.filter(status=MeterReportStatus.PENDING)
@@ -323,12 +329,12 @@ def _send_due(summary: dict, *, now, skipped: set[int], held: HeldLock) -> None:
             summary[outcome] += 1
 
 
-def empty_summary(*, shadow: bool) -> dict:
+def empty_summary(*, shadow: bool) -> dict[str, Any]:
     """A run's counts: reports written, and the outcome of each send or reconciliation."""
     return {"shadow": shadow, "written": 0, "sent": 0, "retry": 0, "failed": 0, "abandoned": 0, "unclear": 0}
 
 
-def report_meter_usage(*, now=None) -> dict:
+def report_meter_usage(*, now: datetime | None = None) -> dict[str, Any]:
     """Write the reports every org with unreported billable overage needs, then send the due ones
     (never in shadow mode). Safe to run any time, any number of times, concurrently."""
     now = now or timezone.now()

@@ -1,10 +1,12 @@
 """The parity check: events → buckets → reports → Stripe's meter event summaries, per org."""
 
+from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Q, Sum
+from django.db.models import Q, QuerySet, Sum
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
@@ -18,13 +20,14 @@ from usage.services.rollup import rolled_up_horizon
 ZERO = Decimal(0)
 
 
-def _total(queryset, column: str) -> Decimal:
+def _total(queryset: QuerySet[Any], column: str) -> Decimal:
     return Decimal(queryset.aggregate(total=Sum(column))["total"] or 0)
 
 
 def _stripe_total(meter: StripeMeter, first_sent: MeterReport) -> Decimal:
     # From the earliest timestamp a sent report may carry, to the real time (meter events carry
     # the real time of their send, whatever --now replays).
+    assert first_sent.earliest_timestamp is not None  # the first of the sent reports that have one
     start = int(first_sent.earliest_timestamp.timestamp()) // 60 * 60
     end = (int(timezone.now().timestamp()) // 60 + 1) * 60
     total = stripe_api.meter_total(
@@ -33,7 +36,7 @@ def _stripe_total(meter: StripeMeter, first_sent: MeterReport) -> Decimal:
     return Decimal(str(total))
 
 
-def check_meter_parity(*, now=None) -> dict:
+def check_meter_parity(*, now: datetime | None = None) -> dict[str, Any]:
     """Record, per org with billable usage or reports, the four totals and whether they drift.
 
     Drift: the events the rollup has taken differ from the buckets (it lost or doubled some), or
@@ -53,7 +56,7 @@ def check_meter_parity(*, now=None) -> dict:
     events = UsageEvent.objects.all()
     if connection.vendor == "postgresql":  # only what the rollup has taken: later events are not drift
         events = events.annotate(txid=RawSQL("ingest_txid", [])).filter(txid__lt=rolled_up_horizon())
-    summary = {"orgs": 0, "drift": 0, "drifted_orgs": []}
+    summary: dict[str, Any] = {"orgs": 0, "drift": 0, "drifted_orgs": []}
     for org_id in sorted(org_ids):
         in_window = bucket_window if bucket_window is not None else Q(pk__in=[])
         buckets_total = _total(UsageBucket.objects.filter(in_window, org_id=org_id), "billable_overage")

@@ -11,6 +11,7 @@ the period end stays for the next period's reports.
 
 import logging
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import connection
@@ -42,7 +43,7 @@ def _waiting_usage(org_id: int, *, before: datetime) -> bool:
     return waiting.exists()
 
 
-def _send_pending(summary: dict, org_id: int, *, now, stamp: metering.Stamp) -> bool:
+def _send_pending(summary: dict[str, Any], org_id: int, *, now: datetime, stamp: metering.Stamp) -> bool:
     """Send the org's unsent reports first (backoff or not: the period is closing), stamped inside
     it when they are of it; whether none is left pending."""
     pending = MeterReport.objects.filter(org_id=org_id, status=MeterReportStatus.PENDING).order_by("pk")
@@ -54,8 +55,8 @@ def _send_pending(summary: dict, org_id: int, *, now, stamp: metering.Stamp) -> 
 
 
 def report_period_overage(
-    *, org_id: int, invoice_id: str, period_end: datetime, draft_until: datetime, now=None
-) -> dict:
+    *, org_id: int, invoice_id: str, period_end: datetime, draft_until: datetime, now: datetime | None = None
+) -> dict[str, Any]:
     """Roll up and report the org's unreported overage before `period_end`, stamped inside the
     period while its invoice is a draft (until `draft_until`). Each step commits before the next;
     idempotent: a second call finds nothing left to report and sends nothing twice. Raises

@@ -10,8 +10,11 @@ hour's bucket; a long writing transaction in this database holds the horizon bac
 """
 
 import logging
+from datetime import datetime
+from typing import Any
 
 from django.db import DatabaseError, connection, transaction
+from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
 
 from usage.models import ROLLUP_CURSOR, RollupCursor
@@ -56,7 +59,7 @@ _RECOMPUTE = [
 ]
 
 
-def horizon(cursor) -> int:
+def horizon(cursor: CursorWrapper) -> int:
     """Every transaction below this id that could insert events has ended.
 
     Not pg_snapshot_xmin (the oldest transaction of the whole server, any database): a long
@@ -68,7 +71,7 @@ def horizon(cursor) -> int:
     return min([xmax, *(row[0] for row in writers(cursor, near=xmax))])
 
 
-def rollup_usage(*, now=None) -> dict:
+def rollup_usage(*, now: datetime | None = None) -> dict[str, Any]:
     """Add the events of every transaction finished since the last run to their hourly buckets; one
     transaction, idempotent (a second run finds nothing new), serialized by the cursor's row lock."""
     summary = _roll_up()
@@ -77,7 +80,7 @@ def rollup_usage(*, now=None) -> dict:
     return summary
 
 
-def _roll_up() -> dict:
+def _roll_up() -> dict[str, Any]:
     with transaction.atomic():
         RollupCursor.objects.get_or_create(name=CURSOR)
         cursor_row = RollupCursor.objects.select_for_update().get(name=CURSOR)
