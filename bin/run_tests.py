@@ -3,10 +3,10 @@
 In order: DATABASE_URL / REDIS_URL when they answer; else the servers on localhost's standard
 ports; else throwaway servers in a temporary directory (installed from Debian's packages first
 when missing and running as root). It says which it used, then runs `makemigrations --check`,
-`ruff check`, `lint-imports` (the import directions in pyproject.toml) and pytest (with the
-arguments given; with none, the whole suite and then its calendar tests again at four awkward
-instants, then the demo's smoke run on SQLite: bin/demo_smoke.py), and stops whatever it
-started.
+`ruff check`, `lint-imports` (the import directions in pyproject.toml), `mypy` (the types; its
+cache is in .venv) and pytest (with the arguments given; with none, the whole suite and then its
+calendar tests again at four awkward instants, then the demo's smoke run on SQLite:
+bin/demo_smoke.py), and stops whatever it started.
 """
 
 import glob
@@ -221,6 +221,7 @@ def main() -> None:
     run("migrations match the models", [python, "manage.py", "makemigrations", "--check", "--dry-run"], env)
     run("lint (ruff)", [str(VENV_BIN / "ruff"), "check", "--quiet", "."], env)
     run("import directions (import-linter)", [str(VENV_BIN / "lint-imports"), "--no-cache"], env)
+    run("types (mypy)", [str(VENV_BIN / "mypy")], env)
     if sys.argv[1:]:  # a developer's selection: just that
         run("test suite (pytest)", [*pytest, *sys.argv[1:]], env)
     else:  # the whole suite on a fresh database (kept for the calendar runs), then the calendar runs
