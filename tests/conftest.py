@@ -7,6 +7,7 @@ import pytest
 import time_machine
 from django.apps import apps as django_apps
 from django.conf import settings
+from django.contrib.auth.models import Group, User
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -19,7 +20,7 @@ from orgs.models import Role
 from orgs.services.audit import Actor
 from orgs.services.memberships import upsert_membership
 from orgs.services.products import ensure_product, issue_api_key
-from orgs.staff import sync_staff_groups
+from orgs.staff import SUPPORT, sync_staff_groups
 from tests.factories import OrganizationFactory
 from tests.stripe_standin.fixtures import *  # noqa: F403 (the Stripe stand-in's fixtures, for every test)
 
@@ -197,6 +198,21 @@ def org(db):
 def other_org(db):
     """Another org, owned by OUTSIDER: nobody in `org` belongs to it."""
     return OrganizationFactory(owner_user_id=OUTSIDER)
+
+
+def staff(name: str, group: str) -> User:
+    """A staff user in one of the staff groups (orgs/staff.py)."""
+    user = User.objects.create_user(name, f"{name}@staff.example", "pw", is_staff=True)
+    user.groups.add(Group.objects.get(name=group))
+    return user
+
+
+@pytest.fixture
+def support(client):
+    """The admin's test client, logged in as a Support-group user (`client.user`)."""
+    client.user = staff("sam", SUPPORT)
+    client.force_login(client.user)
+    return client
 
 
 def fill_seats(org, *, leave: int = 0) -> None:

@@ -70,37 +70,26 @@ def create_organization(
 
 def soft_delete_organization(*, org: Organization, actor: Actor, reason: str) -> Organization:
     """Hide the org from the API and the jobs; idempotent. Called by billing's check first."""
-    with transaction.atomic():
-        org = Organization.objects.select_for_update().get(pk=org.pk)
-        if org.deleted_at is not None:
-            return org
-        before = org_snapshot(org)
-        org.deleted_at = timezone.now()
-        org.save(update_fields=["deleted_at", "updated_at"])
-        record_audit(
-            actor=actor,
-            action="organization.deleted",
-            category=AuditCategory.ORGANIZATION,
-            org=org,
-            before=before,
-            after=org_snapshot(org),
-            reason=reason,
-        )
-    return org
+    return _set_deleted(org, deleted=True, action="organization.deleted", actor=actor, reason=reason)
 
 
 def restore_organization(*, org: Organization, actor: Actor, reason: str) -> Organization:
     """Bring a soft-deleted org back; idempotent."""
+    return _set_deleted(org, deleted=False, action="organization.restored", actor=actor, reason=reason)
+
+
+def _set_deleted(org: Organization, *, deleted: bool, action: str, actor: Actor, reason: str) -> Organization:
+    """Soft-delete or restore the org under its row lock, audited; an org already so changes nothing."""
     with transaction.atomic():
         org = Organization.objects.select_for_update().get(pk=org.pk)
-        if org.deleted_at is None:
+        if (org.deleted_at is not None) == deleted:
             return org
         before = org_snapshot(org)
-        org.deleted_at = None
+        org.deleted_at = timezone.now() if deleted else None
         org.save(update_fields=["deleted_at", "updated_at"])
         record_audit(
             actor=actor,
-            action="organization.restored",
+            action=action,
             category=AuditCategory.ORGANIZATION,
             org=org,
             before=before,

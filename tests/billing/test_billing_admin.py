@@ -1,5 +1,4 @@
 import pytest
-from django.contrib.auth.models import Group, User
 from django.urls import reverse
 from djstripe.models import Customer
 
@@ -7,14 +6,13 @@ from billing.models import BillingAccount, SuspensionSource
 from orgs.models import AuditEntry
 from orgs.staff import BILLING_ADMIN, SUPPORT
 from tests.billing.conftest import deliver, subscribe
+from tests.conftest import staff
 
 pytestmark = pytest.mark.django_db
 
 
 def staff_client(client, name, group):
-    user = User.objects.create_user(name, f"{name}@staff.example", "pw", is_staff=True)
-    user.groups.add(Group.objects.get(name=group))
-    client.force_login(user)
+    client.force_login(staff(name, group))
     return client
 
 

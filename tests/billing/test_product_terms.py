@@ -13,8 +13,9 @@ from billing.exceptions import InvalidProductTerms
 from billing.services.product_terms import update_product_terms
 from orgs.models import AuditEntry, Organization, Product
 from orgs.services.audit import Actor
-from orgs.staff import BILLING_ADMIN, SUPPORT
-from tests.orgs.test_admin import _management_forms, staff
+from orgs.staff import BILLING_ADMIN
+from tests.conftest import staff
+from tests.orgs.test_admin import _management_forms
 
 # These tests are about bill-from instants before and after "now": they pin their own clock.
 pytestmark = [pytest.mark.django_db, pytest.mark.time_machine("2026-11-18T10:00:00Z", tick=False)]
@@ -43,13 +44,6 @@ def terms_form(client, product, **changes):
 @pytest.fixture
 def billing_admin(client):
     client.user = staff("bea", BILLING_ADMIN)
-    client.force_login(client.user)
-    return client
-
-
-@pytest.fixture
-def support(client):
-    client.user = staff("sam", SUPPORT)
     client.force_login(client.user)
     return client
 

@@ -2,29 +2,16 @@ import re
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth.models import Group, User
 from django.urls import reverse
 
 from billing.models import BillingAccount, CreditGrant
 from orgs.models import AuditEntry, Invitation, Membership, Organization, ProductAPIKey, Role
 from orgs.services.audit import Actor
 from orgs.services.invitations import create_invitation
-from orgs.staff import BILLING_ADMIN, SUPPORT
-from tests.conftest import FREE_CREDITS, MEMBER, OWNER, as_api, client_with
+from orgs.staff import BILLING_ADMIN
+from tests.conftest import FREE_CREDITS, MEMBER, OWNER, as_api, client_with, staff
 
 pytestmark = pytest.mark.django_db
-
-
-def staff(name, group):
-    user = User.objects.create_user(name, f"{name}@staff.example", "pw", is_staff=True)
-    user.groups.add(Group.objects.get(name=group))
-    return user
-
-
-@pytest.fixture
-def support(client):
-    client.force_login(staff("sam", SUPPORT))
-    return client
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from datetime import timedelta
 
 import pytest
 import time_machine
-from django.contrib.auth.models import Group, User
 from django.urls import reverse
 from django.utils import timezone
 
@@ -16,7 +15,7 @@ from orgs.services.invitations import create_invitation, expire_invitations, has
 from orgs.services.memberships import upsert_membership
 from orgs.staff import SUPPORT
 from tests.concurrency import committing, run_concurrently
-from tests.conftest import FREE_SEATS, OWNER, fill_seats
+from tests.conftest import FREE_SEATS, OWNER, fill_seats, staff
 from tests.factories import OrganizationFactory
 
 SYSTEM = Actor.system("tests")
@@ -90,9 +89,7 @@ def test_resending_a_pending_invitation_on_a_full_org_needs_no_extra_seat(org):
 
 @pytest.mark.django_db
 def test_support_sees_the_seat_rule_when_a_resend_is_refused(client, org):
-    user = User.objects.create_user("sam", "sam@staff.example", "pw", is_staff=True)
-    user.groups.add(Group.objects.get(name=SUPPORT))
-    client.force_login(user)
+    client.force_login(staff("sam", SUPPORT))
     invitation, _ = invite(org, "late@x.example", days_ago=8)
     fill_seats(org)
     url = reverse("admin:orgs_organization_act", args=[org.pk, "resend-invitation"])

@@ -9,12 +9,10 @@ from datetime import timedelta
 import psycopg
 import pytest
 import time_machine
-from django.contrib.auth.models import Group, User
 from django.db import connection, connections, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from orgs.staff import SUPPORT
 from tests.concurrency import committing
 from tests.factories import OrganizationFactory
 from usage.models import UsageBucket
@@ -89,14 +87,6 @@ def ingest(catalog):
 
     ingest.org = org
     return ingest
-
-
-@pytest.fixture
-def support(client):
-    user = User.objects.create_user("sam", "sam@staff.example", "pw", is_staff=True)
-    user.groups.add(Group.objects.get(name=SUPPORT))
-    client.force_login(user)
-    return client
 
 
 def test_a_long_transaction_holding_the_rollup_back_is_measured_shown_and_alarmed(ingest, client, caplog):

@@ -2,23 +2,13 @@ from datetime import timedelta
 from decimal import Decimal as D
 
 import pytest
-from django.contrib.auth.models import Group, User
 from django.urls import reverse
 from django.utils import timezone
 
 from orgs.models import Product
-from orgs.staff import SUPPORT
 from usage.models import MeterParity, MeterReport, MeterReportStatus, UsageBucket
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def support(client):
-    user = User.objects.create_user("sam", "sam@staff.example", "pw", is_staff=True)
-    user.groups.add(Group.objects.get(name=SUPPORT))
-    client.force_login(user)
-    return client
 
 
 def test_the_org_page_charts_usage_and_shows_meter_reports_and_parity(support, org, catalog):
