@@ -2,7 +2,8 @@
 
 A fourth plan, `enterprise`, is added to the example catalog file and loaded with the command; it is
 then published to Stripe (the stand-in), sold through checkout, becomes the org's plan from the
-subscription webhook, tops the month's allowance up to its credits and answers the entitlement check.
+checkout and subscription webhooks, tops the month's allowance up to its credits and answers the
+entitlement check.
 """
 
 import tomllib
@@ -15,7 +16,7 @@ from django.core.management import call_command
 from billing.models import BillingAccount, CreditGrant, GrantType, Plan
 from billing.services.catalog_sync import sync_stripe_catalog
 from orgs.selectors import seat_limit
-from tests.billing.conftest import deliver, subscribe
+from tests.billing.conftest import deliver
 from tests.conftest import OWNER
 
 pytestmark = pytest.mark.django_db
@@ -66,8 +67,10 @@ def test_a_fourth_plan_is_a_catalog_entry_through_checkout_webhooks_allowance_an
         enterprise.stripe_overage_price_id,
     ]
 
-    subscription = subscribe(stripe_standin, org, enterprise)
-    deliver(stripe_standin, post_webhook, "customer.subscription.created", subscription["id"])
+    # The customer pays; Stripe sends both events (each recomputes the plan: one change).
+    session = stripe_standin.complete_checkout(checkout.json()["id"])
+    deliver(stripe_standin, post_webhook, "checkout.session.completed", session["id"])
+    deliver(stripe_standin, post_webhook, "customer.subscription.created", session["subscription"])
 
     assert BillingAccount.objects.get(org=org).plan == enterprise
     assert seat_limit(org) == terms["seats"]

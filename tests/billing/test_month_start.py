@@ -1,7 +1,6 @@
 """The first minutes of a month: usage in month M is covered by M's allowance however late the job runs."""
 
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal as D
 
 import pytest
 import time_machine
@@ -97,7 +96,7 @@ def test_a_failed_claim_never_turns_covered_usage_into_billed_overage(product, e
 
     assert (event.overage, event.billable_overage) == (0, 0)
     claim = AllowanceClaim.objects.get(org=pro, month="2026-12-01", plan__name="pro")
-    assert (claim.status, claim.credits, claim.attempts) == (ClaimStatus.GRANTED, D(20000), 2)
+    assert (claim.status, claim.credits, claim.attempts) == (ClaimStatus.GRANTED, PRO_CREDITS, 2)
 
 
 def test_fifty_orgs_across_a_month_end_are_billed_only_for_novembers_overage(product, catalog):

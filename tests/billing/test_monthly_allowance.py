@@ -109,7 +109,7 @@ def test_an_overage_plans_negative_balance_is_settled_before_the_grant(november_
         LedgerEntry.objects.filter(org=november_org).order_by("id").values_list("entry_type", "amount")
     )[-2:]
     assert last == [(EntryType.SETTLEMENT, D(300)), (EntryType.GRANT, PRO_CREDITS)]
-    assert CreditBalance.objects.get(org=november_org).posted == D(20000)
+    assert CreditBalance.objects.get(org=november_org).posted == PRO_CREDITS
 
 
 @pytest.mark.django_db
@@ -207,7 +207,7 @@ def test_a_pro_org_that_goes_past_due_mid_month_gets_no_free_allowance_on_top(no
 
     assert summary["granted"] == 1  # the free plan's claim, with nothing to add
     december = allowance_grants(november_org).filter(expires_at=datetime(2027, 1, 1, tzinfo=UTC))
-    assert [g.amount for g in december] == [D(20000)]
+    assert [g.amount for g in december] == [PRO_CREDITS]
     assert AllowanceClaim.objects.get(org=november_org, month="2026-12-01", plan__name="free").credits == 0
     assert allowances.grant_monthly_allowances(now=december_10)["granted"] == 0
 

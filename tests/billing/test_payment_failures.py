@@ -14,7 +14,7 @@ from billing.models import (
     PaymentStatus,
     SuspensionSource,
 )
-from billing.services.suspensions import reconcile_suspensions
+from billing.services.suspensions import OVERDUE_GRACE, reconcile_suspensions
 from billing.stripe_api import StripeUnavailable
 from orgs.models import AuditEntry, OutboxMessage
 from orgs.services.outbox import process_outbox
@@ -252,7 +252,7 @@ def test_the_first_real_payment_sets_first_paid_at_once(org, customer, pro, stri
 def test_paying_lifts_an_auto_suspension_at_once(org, customer, pro, stripe_standin, post_webhook):
     invoice = plan_invoice(stripe_standin, customer, pro)
     deliver(stripe_standin, post_webhook, "invoice.payment_failed", invoice["id"])
-    reconcile_suspensions(now=timezone.now() + timedelta(days=3, minutes=1))
+    reconcile_suspensions(now=timezone.now() + OVERDUE_GRACE + timedelta(minutes=1))
     assert account(org).suspension_source == SuspensionSource.AUTO
     stripe_standin.update(invoice["id"], status="paid", amount_paid=4900, amount_remaining=0)
 
