@@ -4,7 +4,7 @@ import copy
 import json
 from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import IO, Any, Protocol, cast
+from typing import IO, Any, NoReturn, Protocol, cast
 
 from django.conf import settings
 from rest_framework import serializers
@@ -33,7 +33,7 @@ class UnknownField(InvalidRequest):
         )
 
 
-def _reject_constant(name: str) -> Any:
+def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not a number JSON allows")
 
 
