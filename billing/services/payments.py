@@ -162,7 +162,7 @@ def refresh_invoice(
     with amount_paid > 0 sets first_paid_at, and a payment lifts an `auto` suspension whose reason
     has gone. Idempotent.
     """
-    # No savepoint of its own: a receiver calls it inside recorded_problems' (each costs round trips).
+    # No savepoint of its own: it runs inside the event's processing, which has one (each costs round trips).
     with transaction.atomic(savepoint=False):
         account = lock_account(org)
         invoice = stripe_api.retrieve_invoice(invoice_id)
