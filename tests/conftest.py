@@ -95,6 +95,14 @@ def _reference_data_after_flush(request):
         load_reference_data()
 
 
+@pytest.fixture(autouse=True)
+def _forget_djstripe_keys():
+    # Remembered per process: a flushed database gives the same Stripe account another primary key.
+    from billing import djstripe_keys
+
+    djstripe_keys.forget()
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _tasks_run_in_process():
     # Tests run tasks where they are enqueued; the one real-worker test turns this off.
