@@ -55,8 +55,12 @@ def install() -> None:
     Account.get_or_retrieve_for_api_key = classmethod(get_or_retrieve_for_api_key)
     Account.get_default_api_key = get_default_api_key
     for model in (Account, APIKey):
-        post_save.connect(_forget_on_change, sender=model, dispatch_uid=f"djstripe_keys_{model.__name__}_save")
-        post_delete.connect(_forget_on_change, sender=model, dispatch_uid=f"djstripe_keys_{model.__name__}_del")
+        post_save.connect(
+            _forget_on_change, sender=model, dispatch_uid=f"djstripe_keys_{model.__name__}_save"
+        )
+        post_delete.connect(
+            _forget_on_change, sender=model, dispatch_uid=f"djstripe_keys_{model.__name__}_del"
+        )
 
 
 def _forget_on_change(**kwargs: Any) -> None:
