@@ -33,8 +33,6 @@ PROCESS_TASK = "billing.tasks.process_stripe_event"
 SWEEP_AFTER = timedelta(minutes=2)
 # Transient trouble is retried with backoff for as long as Stripe itself retries a delivery.
 GIVE_UP_AFTER = timedelta(days=3)
-# A task may arrive a little before its backoff is over (clocks, countdown rounding).
-EARLY_GRACE = timedelta(seconds=5)
 
 # Trouble that a later attempt can get past: Stripe unreachable, busy or failing, the database
 # unreachable, a deadlock or a lock timeout, a network error.
@@ -84,7 +82,8 @@ def process_soon(event_id: str, *, countdown: float | None = None) -> None:
 def process_stripe_event(*, event_id: str, now: datetime | None = None) -> str:
     """Process one stored event at most once, in one transaction; returns the outcome: `processed`,
     `retry` (transient trouble, next attempt after a backoff), `failed` (permanent, recorded),
-    `skipped` (already processed or failed, or another worker holds it) or `not_due`."""
+    or `skipped` (already processed or failed, or another worker holds it). The backoff is kept by
+    whoever sends the task (the task's own retry, the sweeper); an early attempt is harmless."""
     now = now or timezone.now()
     with transaction.atomic():
         # The claim: a row lock held until this transaction ends. SKIP LOCKED: a second task for
@@ -98,8 +97,6 @@ def process_stripe_event(*, event_id: str, now: datetime | None = None) -> str:
         )
         if event is None:
             return "skipped"
-        if event.next_attempt_at > now + EARLY_GRACE:
-            return "not_due"
         event.attempts += 1
         try:
             with transaction.atomic():  # a savepoint: a failure undoes the processing, not the attempt
