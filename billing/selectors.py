@@ -81,7 +81,13 @@ def allowance_plan(account: BillingAccount, *, default: Plan | None = None) -> P
 
 def allowances_due(org_ids, *, now: datetime) -> dict[int, AllowanceDue]:
     """For each org, the allowance its month (of `now`) still owes it; three queries at most."""
-    accounts = list(BillingAccount.objects.filter(org_id__in=org_ids).select_related("plan"))
+    # `held`: the org's active holds, read in the same statement (a debit's credit events need it).
+    held = _credits_sum(
+        Hold.objects.filter(org_id=OuterRef("org_id"), state=HoldState.ACTIVE, expires_at__gt=now), "cost"
+    )
+    accounts = list(
+        BillingAccount.objects.filter(org_id__in=org_ids).select_related("plan").annotate(held=held)
+    )
     default = None
     if any(account.payment_status != PaymentStatus.OK for account in accounts):
         default = default_plan()

@@ -15,6 +15,8 @@ class Job:
 JOBS: dict[str, Job] = {
     "expire_invitations": Job("orgs.tasks.expire_invitations", crontab(minute=7)),
     "process_outbox": Job("orgs.tasks.process_outbox", crontab(minute="*")),
+    # Sends the event deliveries to products that are due (retries, and any whose task was lost).
+    "deliver_events": Job("orgs.tasks.deliver_events", crontab(minute="*")),
     # Requeues Stripe events stored but still unprocessed two minutes after they arrived.
     "sweep_stripe_events": Job("billing.tasks.sweep_stripe_events", crontab(minute="*")),
     # Hourly: the first run of a month grants it; the rest find nothing to do (or retry failures).

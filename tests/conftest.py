@@ -96,11 +96,13 @@ def _reference_data_after_flush(request):
 
 
 @pytest.fixture(autouse=True)
-def _forget_djstripe_keys():
+def _forget_what_processes_remember():
     # Remembered per process: a flushed database gives the same Stripe account another primary key.
     from billing import djstripe_keys
+    from orgs.services.events import forget_noted_product_orgs
 
     djstripe_keys.forget()
+    forget_noted_product_orgs()
 
 
 @pytest.fixture(autouse=True, scope="session")

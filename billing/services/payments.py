@@ -29,8 +29,9 @@ from billing.services.allowances import grant_allowance
 from billing.services.ledger import open_ledger
 from billing.services.suspensions import lift_auto_suspension_if_reason_gone
 from billing.subscriptions import PLAN_GIVING_STATUSES
-from orgs.models import AuditCategory, Organization
+from orgs.models import AuditCategory, EventType, Organization
 from orgs.services.audit import Actor, record_audit
+from orgs.services.events import emit_event
 from orgs.services.outbox import enqueue_outbox
 
 RESOLVING_STATUSES = {
@@ -131,6 +132,16 @@ def derive_payment_state(account: BillingAccount, *, actor: Actor) -> None:
             before=before,
             after=after,
         )
+        if before["payment_status"] != status:
+            emit_event(
+                org_id=account.org_id,
+                event_type=EventType.ORG_PAYMENT_STATUS_CHANGED,
+                data={
+                    "payment_status": status,
+                    "previous_payment_status": before["payment_status"],
+                    "overdue_since": after["overdue_since"],
+                },
+            )
 
 
 def _iso(instant: datetime | None) -> str | None:
@@ -336,6 +347,12 @@ def apply_plan(*, account: BillingAccount, plan: Plan, actor: Actor) -> None:
         after={"plan": plan.name},
     )
     grant_allowance(org_id=account.org_id, actor=actor)
+    # After the allowance (its credit lock): the event's sequence lock is taken last.
+    emit_event(
+        org_id=account.org_id,
+        event_type=EventType.ORG_PLAN_CHANGED,
+        data={"plan": plan.name, "previous_plan": old.name},
+    )
 
 
 def resync_org_from_stripe(*, org: Organization, actor: Actor) -> dict:

@@ -75,7 +75,9 @@ class OutgoingEvent(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        constraints = [models.UniqueConstraint(fields=["org", "sequence"], name="outgoing_event_org_sequence")]
+        constraints = [
+            models.UniqueConstraint(fields=["org", "sequence"], name="outgoing_event_org_sequence")
+        ]
 
     def __str__(self) -> str:
         return f"{self.event_type} #{self.sequence} ({self.public_id})"
@@ -86,6 +88,9 @@ class EventSequence(models.Model):
 
     org = models.OneToOneField(Organization, primary_key=True, on_delete=models.PROTECT)
     last = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.org_id}: {self.last}"
 
 
 class DeliveryStatus(models.TextChoices):
@@ -107,6 +112,9 @@ class EventDelivery(models.Model):
     last_error = models.TextField(blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField()
+    # Set when a product or staff asked for it again: it is then tried even on a disabled endpoint,
+    # and a 2xx there enables the endpoint again.
+    retried_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]

@@ -7,8 +7,9 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from orgs.exceptions import SlugTaken
-from orgs.models import AuditCategory, Organization
+from orgs.models import AuditCategory, EventType, Organization
 from orgs.services.audit import Actor, record_audit
+from orgs.services.events import emit_event
 
 
 def org_snapshot(org: Organization) -> dict:
@@ -84,6 +85,11 @@ def soft_delete_organization(*, org: Organization, actor: Actor, reason: str) ->
             after=org_snapshot(org),
             reason=reason,
         )
+        emit_event(
+            org_id=org.pk,
+            event_type=EventType.ORG_DELETED,
+            data={"deleted_at": org.deleted_at.isoformat() if org.deleted_at else None},
+        )
     return org
 
 
@@ -104,6 +110,11 @@ def restore_organization(*, org: Organization, actor: Actor, reason: str) -> Org
             before=before,
             after=org_snapshot(org),
             reason=reason,
+        )
+        emit_event(
+            org_id=org.pk,
+            event_type=EventType.ORG_RESTORED,
+            data={"deleted_at": org.deleted_at.isoformat() if org.deleted_at else None},
         )
     return org
 
