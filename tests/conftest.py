@@ -20,6 +20,7 @@ from orgs.services.audit import Actor
 from orgs.services.memberships import upsert_membership
 from orgs.services.products import ensure_product, issue_api_key
 from orgs.staff import sync_staff_groups
+from tests.event_receiver import receiver  # noqa: F401 (a product's event receiver)
 from tests.factories import OrganizationFactory
 from tests.stripe_standin.fixtures import *  # noqa: F403 (the Stripe stand-in's fixtures, for every test)
 
