@@ -220,12 +220,14 @@ def deliver_due_events(*, now: datetime | None = None, limit: int = 2000) -> dic
     return {"sent": len(due)}
 
 
-def retry_delivery(*, delivery: EventDelivery, actor: Actor) -> EventDelivery:
+def retry_delivery(*, delivery: EventDelivery, actor: Actor, reason: str = "") -> EventDelivery:
     """Send a delivery again now, whatever its state (a product's retry, staff's replay); audited.
     A delivered one is sent again (a replay); the endpoint must not be deleted."""
     with transaction.atomic():
         delivery = (
-            EventDelivery.objects.select_for_update().select_related("event", "endpoint").get(pk=delivery.pk)
+            EventDelivery.objects.select_for_update(of=("self",))
+            .select_related("event", "endpoint")
+            .get(pk=delivery.pk)
         )
         before = {"status": delivery.status, "attempts": delivery.attempts}
         now = timezone.now()
@@ -245,6 +247,7 @@ def retry_delivery(*, delivery: EventDelivery, actor: Actor) -> EventDelivery:
                 "event": delivery.event.public_id,
                 "status": delivery.status,
             },
+            reason=reason,
         )
         transaction.on_commit(lambda: deliver_soon([delivery.pk]))
     return delivery
