@@ -13,6 +13,7 @@ from djstripe.event_handlers import djstripe_receiver
 
 from billing.services.checkout import record_checkout_completed
 from billing.services.payments import org_for_customer, refresh_invoice, sync_plan
+from billing.services.stripe_events import synced_invoice
 from orgs.services.audit import Actor
 
 logger = logging.getLogger(__name__)
@@ -41,9 +42,11 @@ def on_subscription_changed(sender, event, **kwargs):
 )
 def on_invoice_event(sender, event, **kwargs):
     invoice = event.data["object"]
+    org = org_for_customer(invoice["customer"])
     refresh_invoice(
-        org=org_for_customer(invoice["customer"]),
+        org=org,
         invoice_id=invoice["id"],
         failed_at=event.created if event.type == "invoice.payment_failed" else None,
         actor=Actor.stripe(event.id),
+        invoice=synced_invoice(org_id=org.pk, invoice_id=invoice["id"]),
     )

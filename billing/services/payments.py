@@ -87,10 +87,9 @@ def _subscription_of(invoice) -> str:
 
 def classify_invoice(invoice) -> InvoiceKind:
     """`metered` if any line (all of them, paginated) is on a metered price with an amount > 0."""
-    overage_prices = set(
-        Plan.objects.exclude(stripe_overage_price_id="").values_list("stripe_overage_price_id", flat=True)
-    )
-    plan_prices = set(Plan.objects.exclude(stripe_price_id="").values_list("stripe_price_id", flat=True))
+    prices = list(Plan.objects.values_list("stripe_price_id", "stripe_overage_price_id"))
+    plan_prices = {plan for plan, _ in prices if plan}
+    overage_prices = {overage for _, overage in prices if overage}
     for line in stripe_api.invoice_lines(invoice):
         if line["amount"] <= 0:
             continue
@@ -159,7 +158,12 @@ _FAILURE_RANK = {
 
 
 def refresh_invoice(
-    *, org: Organization, invoice_id: str, actor: Actor, failed_at: datetime | None = None
+    *,
+    org: Organization,
+    invoice_id: str,
+    actor: Actor,
+    failed_at: datetime | None = None,
+    invoice: dict | None = None,
 ) -> PaymentFailure | None:
     """Decide an invoice's payment failure from its state in Stripe, in one transaction.
 
@@ -171,13 +175,15 @@ def refresh_invoice(
     resolves it; no copy moves a failure back. When a plan failure opens or is resolved, the outbox
     makes the subscription's cancel-at-period-end follow the org's failures. The first invoice paid
     with amount_paid > 0 sets first_paid_at, and a payment lifts an `auto` suspension whose reason
-    has gone. Idempotent.
+    has gone. Idempotent. `invoice`: a copy already read from Stripe while this transaction held
+    the account lock (dj-stripe's, when the processing took the lock first), spared a second read.
     """
     # No savepoint of its own: it runs inside the event's processing, which has one (each costs round trips).
     with transaction.atomic(savepoint=False):
         account = lock_account(org)
-        invoice = stripe_api.retrieve_invoice(invoice_id)
-        _mirror_invoice(invoice)
+        if invoice is None:
+            invoice = stripe_api.retrieve_invoice(invoice_id)
+            _mirror_invoice(invoice)
         record = _invoice_record(org, invoice)
         failure = PaymentFailure.objects.filter(invoice_id=invoice_id).first()
         if invoice["status"] == "open" and failed_at is not None and failure is None:

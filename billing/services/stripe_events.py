@@ -12,15 +12,17 @@ requeues whatever is still pending two minutes after it arrived.
 
 import logging
 import traceback
+from contextvars import ContextVar
 from datetime import datetime, timedelta
 
 import stripe
 from celery import current_app
 from django.db import IntegrityError, InterfaceError, OperationalError, transaction
+from django.db.models import Subquery
 from django.utils import timezone
 
 from billing.exceptions import StripeEventNotReplayable, UnprocessableEvent
-from billing.models import ReceivedStripeEvent, StripeEventProblem, StripeEventStatus
+from billing.models import BillingAccount, ReceivedStripeEvent, StripeEventProblem, StripeEventStatus
 from billing.stripe_api import StripeUnavailable
 from core.retry import backoff
 from orgs.models import AuditCategory
@@ -120,12 +122,49 @@ def _run(event: ReceivedStripeEvent) -> None:
     # The environment's key for the event's mode: what dj-stripe would have found through the
     # endpoint's account and its APIKey row, without the lookups.
     api_key = djstripe_settings.get_default_api_key(event.livemode)
-    stored = Event.objects.filter(id=event.event_id).first()
-    if stored is None:
-        Event.process(event.payload, api_key=api_key)
-    else:
-        # A replay of an event dj-stripe already stored: its handlers again (they are idempotent).
-        stored.invoke_webhook_handlers()
+    token = _locked_before_sync.set(_lock_account_of(event))
+    try:
+        stored = Event.objects.filter(id=event.event_id).first() if event.replayed_at else None
+        if stored is None:
+            Event.process(event.payload, api_key=api_key)
+        else:
+            # A replay of an event dj-stripe already stored: its handlers again (they are idempotent).
+            stored.invoke_webhook_handlers()
+    finally:
+        _locked_before_sync.reset(token)
+
+
+# The org whose billing account this processing locked before dj-stripe re-read the event's invoice.
+_locked_before_sync: ContextVar[int | None] = ContextVar("locked_before_sync", default=None)
+
+
+def _lock_account_of(event: ReceivedStripeEvent) -> int | None:
+    """For an invoice event of a customer we know, take the org's account lock before dj-stripe
+    re-reads the invoice: its copy is then read under the lock, and the receiver decides from it
+    instead of reading the invoice from Stripe a second time (synced_invoice)."""
+    from djstripe.models import Customer
+
+    obj = ((event.payload or {}).get("data") or {}).get("object") or {}
+    customer = obj.get("customer")
+    if not event.event_type.startswith("invoice.") or not isinstance(customer, str):
+        return None
+    org = Customer.objects.filter(id=customer).values("subscriber_id")[:1]
+    return (
+        BillingAccount.objects.select_for_update()
+        .filter(org_id=Subquery(org))
+        .values_list("org_id", flat=True)
+        .first()
+    )
+
+
+def synced_invoice(*, org_id: int, invoice_id: str) -> dict | None:
+    """dj-stripe's copy of the invoice when it was read from Stripe while this transaction held the
+    org's account lock (so it is the newest state any decision has seen); else None: read it again."""
+    from djstripe.models import Invoice
+
+    if _locked_before_sync.get() != org_id:
+        return None
+    return Invoice.objects.filter(id=invoice_id).values_list("stripe_data", flat=True).first()
 
 
 def _describe(error: BaseException) -> str:
