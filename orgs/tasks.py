@@ -27,6 +27,12 @@ def deliver_event(delivery_id: int) -> str:
     return event_delivery.deliver_event(delivery_id=delivery_id)
 
 
+@shared_task(acks_late=True)
+def deliver_event_batch(delivery_ids: list[int]) -> dict:
+    """Queue: outgoing events. One attempt of each delivery, recorded with one commit."""
+    return dict(event_delivery.deliver_events(delivery_ids=delivery_ids))
+
+
 @shared_task
 def deliver_events(now: str | None = None) -> dict:
     return event_delivery.deliver_due_events(now=parse_instant(now))

@@ -12,6 +12,8 @@ endpoint failing for three days in a row is disabled; its pending deliveries are
 import json
 import logging
 import time
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -99,41 +101,61 @@ def _post(endpoint: EventEndpoint, body: bytes, headers: dict[str, str]) -> Answ
 def deliver_event(*, delivery_id: int, now: datetime | None = None) -> str:
     """Attempt one pending delivery, at most one attempt at a time; returns `delivered`, `retry`,
     `failed` or `skipped` (not pending, or another worker holds it). Idempotent for a delivered one."""
+    return next(iter(deliver_events(delivery_ids=[delivery_id], now=now)), "skipped")
+
+
+DELIVERY_FIELDS = ["status", "attempts", "next_attempt_at", "last_status_code", "last_error", "delivered_at"]
+
+
+def deliver_events(*, delivery_ids: Sequence[int], now: datetime | None = None) -> Counter[str]:
+    """Attempt each pending delivery of `delivery_ids` once, in id order, and record them all in one
+    transaction (one commit for a batch); returns the count of each outcome. Once an endpoint fails
+    in a batch, the batch leaves its other deliveries for the deliver_events job (`deferred`), so
+    a dead endpoint holds nothing up for long."""
+    outcomes: Counter[str] = Counter()
     with transaction.atomic():
         # The claim: SKIP LOCKED leaves a delivery another worker is sending to that worker.
-        delivery = (
+        claimed = list(
             EventDelivery.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("event__org", "endpoint")
-            .filter(pk=delivery_id, status=DeliveryStatus.PENDING)
-            .first()
+            .filter(pk__in=delivery_ids, status=DeliveryStatus.PENDING)
+            .order_by("id")
         )
-        if delivery is None:
-            return "skipped"
+        outcomes["skipped"] += len(set(delivery_ids)) - len(claimed)
         now = now or timezone.now()
-        endpoint = delivery.endpoint
-        if endpoint.deleted_at is not None or (
-            endpoint.disabled_at is not None and delivery.retried_at is None
-        ):
-            delivery.status, delivery.last_error = (
-                DeliveryStatus.FAILED,
-                "The endpoint is deleted or disabled.",
-            )
-            delivery.save(update_fields=["status", "last_error"])
-            return "failed"
-        body = event_body(delivery.event)
-        answer = _post(
-            endpoint, body, signed_headers(endpoint, message_id=delivery.event.public_id, body=body, now=now)
-        )
-        DeliveryAttempt.objects.create(
-            delivery=delivery,
-            attempted_at=now,
-            status_code=answer.status_code,
-            latency_ms=answer.latency_ms,
-            response_excerpt=answer.excerpt,
-            error=answer.error,
-        )
-        outcome = _record(delivery, answer, now=now)
-    return outcome
+        attempts, tried, failing = [], [], set()
+        for delivery in claimed:
+            if delivery.endpoint_id in failing:
+                outcomes["deferred"] += 1
+                continue
+            attempt, outcome = _attempt(delivery, now=now)
+            attempts += [attempt] if attempt else []
+            tried.append(delivery)
+            outcomes[outcome] += 1
+            if outcome == "retry":
+                failing.add(delivery.endpoint_id)
+        DeliveryAttempt.objects.bulk_create(attempts)
+        EventDelivery.objects.bulk_update(tried, DELIVERY_FIELDS)
+    return +outcomes
+
+
+def _attempt(delivery: EventDelivery, *, now: datetime) -> tuple[DeliveryAttempt | None, str]:
+    endpoint = delivery.endpoint
+    if endpoint.deleted_at is not None or (endpoint.disabled_at is not None and delivery.retried_at is None):
+        delivery.status, delivery.last_error = DeliveryStatus.FAILED, "The endpoint is deleted or disabled."
+        return None, "failed"
+    body = event_body(delivery.event)
+    headers = signed_headers(endpoint, message_id=delivery.event.public_id, body=body, now=now)
+    answer = _post(endpoint, body, headers)
+    attempt = DeliveryAttempt(
+        delivery=delivery,
+        attempted_at=now,
+        status_code=answer.status_code,
+        latency_ms=answer.latency_ms,
+        response_excerpt=answer.excerpt,
+        error=answer.error,
+    )
+    return attempt, _record(delivery, answer, now=now)
 
 
 def _record(delivery: EventDelivery, answer: Answer, *, now: datetime) -> str:
@@ -156,16 +178,6 @@ def _record(delivery: EventDelivery, answer: Answer, *, now: datetime) -> str:
             delivery.status, outcome = DeliveryStatus.FAILED, "failed"
         else:
             delivery.next_attempt_at, outcome = now + backoff(delivery.attempts, maximum=MAX_BACKOFF), "retry"
-    delivery.save(
-        update_fields=[
-            "status",
-            "attempts",
-            "next_attempt_at",
-            "last_status_code",
-            "last_error",
-            "delivered_at",
-        ]
-    )
     return outcome
 
 

@@ -86,14 +86,24 @@ def _next_sequence(org_id: int) -> int:
         return int(cursor.fetchone()[0])
 
 
+DELIVER_BATCH_TASK = "orgs.tasks.deliver_event_batch"
+# Deliveries sent together in one task: a task costs the broker and the worker more than a delivery.
+BATCH = 50
+
+
 def deliver_soon(delivery_ids: Iterable[int]) -> None:
-    """Send each delivery's task (after a commit). If the broker is down, the deliver_events job will."""
-    for delivery_id in delivery_ids:
-        try:
-            # By name: the tasks module imports this one, never the reverse.
-            current_app.signature(DELIVER_TASK, args=(delivery_id,)).delay()
-        except Exception:
-            return  # the broker is down: the job sends every pending delivery that is due
+    """Send the deliveries' tasks (after a commit): one task per delivery, or batches of 50. If the
+    broker is down, the deliver_events job will."""
+    ids = list(delivery_ids)
+    try:
+        # By name: the tasks module imports this one, never the reverse.
+        if len(ids) == 1:
+            current_app.signature(DELIVER_TASK, args=(ids[0],)).delay()
+            return
+        for start in range(0, len(ids), BATCH):
+            current_app.signature(DELIVER_BATCH_TASK, args=(ids[start : start + BATCH],)).delay()
+    except Exception:
+        return  # the broker is down: the job sends every pending delivery that is due
 
 
 def note_product_orgs(*, product_id: int, org_ids: Iterable[int]) -> None:
