@@ -42,31 +42,31 @@ def _replayable(event: ReceivedStripeEvent) -> bool:
 
 @admin.register(ReceivedStripeEvent)
 class ReceivedStripeEventAdmin(ObjectActionsMixin, ReadOnlyAdmin):
-    list_display = ["received_at", "event_type", "event_id", "status", "attempts", "next_attempt_at", "error"]
+    list_display = ["received_at", "event_type", "status", "attempts", "error", "event_id"]
     list_filter = [AttentionFilter, "status", "event_type"]
     search_fields = ["=event_id"]
     date_hierarchy = "received_at"
     paginator = EstimatedCountPaginator
     show_full_result_count = False
     readonly_fields = [
-        "event_id",
         "event_type",
-        "livemode",
+        "event_id",
         "status",
         "attempts",
+        "last_error",
         "received_at",
         "next_attempt_at",
         "processed_at",
         "replayed_at",
-        "last_error",
+        "livemode",
         "payload",
     ]
     fields = readonly_fields
 
     @admin.display(description="error")
     def error(self, event: ReceivedStripeEvent) -> str:
-        first_line = event.last_error.strip().splitlines()[-1:] or [""]
-        return first_line[0][:120]
+        last_line = event.last_error.strip().splitlines()[-1:] or [""]
+        return last_line[0][:90]
 
     def get_object_actions(self) -> list[ObjectAction]:
         return [

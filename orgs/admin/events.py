@@ -42,7 +42,7 @@ class StateFilter(admin.SimpleListFilter):
 
 @admin.register(EventEndpoint)
 class EventEndpointAdmin(ReadOnlyAdmin):
-    list_display = ["public_id", "product", "url", "types", "created_at", "failing_since", "disabled_at"]
+    list_display = ["url", "product", "state", "types", "public_id"]
     list_filter = [StateFilter, "product"]
     list_select_related = ["product"]
     search_fields = ["=public_id", "url"]
@@ -51,6 +51,16 @@ class EventEndpointAdmin(ReadOnlyAdmin):
     @admin.display(description="event types")
     def types(self, endpoint: EventEndpoint) -> str:
         return ", ".join(endpoint.event_types)
+
+    @admin.display
+    def state(self, endpoint: EventEndpoint) -> str:
+        if endpoint.deleted_at is not None:
+            return f"Deleted {endpoint.deleted_at:%Y-%m-%d}"
+        if endpoint.disabled_at is not None:
+            return f"Disabled {endpoint.disabled_at:%Y-%m-%d}"
+        if endpoint.failing_since is not None:
+            return f"Failing since {endpoint.failing_since:%Y-%m-%d}"
+        return "Active"
 
 
 class AttemptInline(ReadOnlyInline):
@@ -68,15 +78,13 @@ def _replay(request: HttpRequest, delivery: EventDelivery, data: dict) -> str:
 @admin.register(EventDelivery)
 class EventDeliveryAdmin(ObjectActionsMixin, ReadOnlyAdmin):
     list_display = [
-        "public_id",
         "event_type",
-        "org",
-        "endpoint",
         "status",
         "attempts",
         "last_status_code",
-        "next_attempt_at",
-        "delivered_at",
+        "org",
+        "endpoint_url",
+        "public_id",
     ]
     list_filter = ["status", "event__event_type", "endpoint__product"]
     list_select_related = ["event__org", "endpoint__product"]
@@ -93,6 +101,10 @@ class EventDeliveryAdmin(ObjectActionsMixin, ReadOnlyAdmin):
     @admin.display
     def org(self, delivery: EventDelivery) -> str:
         return delivery.event.org.public_id
+
+    @admin.display(description="endpoint")
+    def endpoint_url(self, delivery: EventDelivery) -> str:
+        return f"{delivery.endpoint.product.slug}: {delivery.endpoint.url}"
 
     def get_object_actions(self) -> list[ObjectAction]:
         return [
