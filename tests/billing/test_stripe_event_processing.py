@@ -326,3 +326,26 @@ def test_a_burst_of_100_deliveries_of_20_events_ends_as_the_events_processed_onc
 
 def customer_of(org) -> str:
     return Customer.objects.get(subscriber=org).id
+
+
+@committing
+def test_without_a_broker_the_event_is_processed_in_process_right_after_its_commit(
+    djstripe_webhook_endpoint, stripe_standin, catalog
+):
+    # The embedded default (no REDIS_URL): tasks run where they are sent, here after the store's
+    # commit, inside the webhook's request; the answer is still 200 whatever the processing meets.
+    sync_stripe_catalog()
+    org = OrganizationFactory()
+    with transaction.atomic():
+        customer = ensure_customer(org)
+    plan = Plan.objects.get(name="pro")
+    invoice = stripe_standin.add_invoice(
+        customer, subscription=subscribe(stripe_standin, org, plan), lines=[(plan.stripe_price_id, 4900)]
+    )
+    path = f"/stripe/webhook/{djstripe_webhook_endpoint.djstripe_uuid}/"
+
+    status = post_signed(path, json.dumps(stripe_standin.event("invoice.payment_failed", invoice["id"])))
+
+    assert status == 200
+    assert ReceivedStripeEvent.objects.get().status == StripeEventStatus.PROCESSED
+    assert PaymentFailure.objects.get().invoice_id == invoice["id"]
