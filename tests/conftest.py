@@ -106,6 +106,17 @@ def _forget_what_processes_remember():
     forget_noted_product_orgs()
 
 
+@pytest.fixture(autouse=True)
+def _celery_join_flag():
+    yield
+    # Celery's eager apply sets a process-wide "inside a task" flag and restores what it found on
+    # the way out: eager tasks in concurrent threads (the concurrency tests run webhooks' tasks in
+    # their request threads) can leave it set, and a later result.get() then refuses to wait.
+    from celery._state import _set_task_join_will_block
+
+    _set_task_join_will_block(False)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _tasks_run_in_process():
     # Tests run tasks where they are enqueued; the one real-worker test turns this off.
