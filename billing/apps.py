@@ -15,6 +15,10 @@ class BillingConfig(AppConfig):
         # Every call through the stripe library sends the pinned version (dj-stripe passes it on
         # most of its calls, not all).
         stripe.api_version = settings.STRIPE_API_VERSION
+        # dj-stripe asks which account owns the key for every object it syncs: remembered here.
+        from billing import djstripe_keys
+
+        djstripe_keys.install()
         # dj-stripe hooks and outbox handlers: registering them is importing them.
         from billing import outbox_handlers, receivers  # noqa: F401
 

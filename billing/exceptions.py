@@ -74,3 +74,8 @@ class StripeCatalogMissing(ServiceError):
 
 class UnprocessableEvent(Exception):
     """A Stripe event this service can never process (bad input): recorded, never retried."""
+
+
+class StripeEventNotReplayable(Conflict):
+    code = "stripe_event_not_replayable"
+    message = "Only a failed or stuck Stripe event can be replayed."

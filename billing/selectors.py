@@ -65,6 +65,7 @@ class AllowanceDue:
     plan: Plan  # the plan whose allowance the org receives this month
     top_up: Decimal  # the credits still to grant (0: nothing to do)
     plan_claimed: bool
+    held: Decimal  # the costs of the org's active holds (a debit's credit events need them)
 
 
 def default_plan() -> Plan:
@@ -82,7 +83,13 @@ def allowance_plan(account: BillingAccount, *, default: Plan | None = None) -> P
 
 def allowances_due(org_ids: Collection[int], *, now: datetime) -> dict[int, AllowanceDue]:
     """For each org, the allowance its month (of `now`) still owes it; three queries at most."""
-    accounts = list(BillingAccount.objects.filter(org_id__in=org_ids).select_related("plan"))
+    # `held`: the org's active holds, read in the same statement (a debit's credit events need it).
+    held = _credits_sum(
+        Hold.objects.filter(org_id=OuterRef("org_id"), state=HoldState.ACTIVE, expires_at__gt=now), "cost"
+    )
+    accounts = list(
+        BillingAccount.objects.filter(org_id__in=org_ids).select_related("plan").annotate(held=held)
+    )
     default = None
     if any(account.payment_status != PaymentStatus.OK for account in accounts):
         default = default_plan()
@@ -104,7 +111,11 @@ def allowances_due(org_ids: Collection[int], *, now: datetime) -> dict[int, Allo
             plan_claimed=plan_claimed,
         )
         due[account.org_id] = AllowanceDue(
-            account=account, plan=plan, top_up=top_up, plan_claimed=plan_claimed
+            account=account,
+            plan=plan,
+            top_up=top_up,
+            plan_claimed=plan_claimed,
+            held=account.held,  # annotated in the query above
         )
     return due
 

@@ -15,6 +15,10 @@ class Job:
 JOBS: dict[str, Job] = {
     "expire_invitations": Job("orgs.tasks.expire_invitations", crontab(minute=7)),
     "process_outbox": Job("orgs.tasks.process_outbox", crontab(minute="*")),
+    # Sends the event deliveries to products that are due (retries, and any whose task was lost).
+    "deliver_events": Job("orgs.tasks.deliver_events", crontab(minute="*")),
+    # Requeues Stripe events stored but still unprocessed two minutes after they arrived.
+    "sweep_stripe_events": Job("billing.tasks.sweep_stripe_events", crontab(minute="*")),
     # Hourly: the first run of a month grants it; the rest find nothing to do (or retry failures).
     "grant_monthly_allowances": Job("billing.tasks.grant_monthly_allowances", crontab(minute=2)),
     "expire_credit_grants": Job("billing.tasks.expire_credit_grants", crontab(minute="*/15")),

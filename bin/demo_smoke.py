@@ -1,8 +1,9 @@
 """The embedded default's smoke run: the demo's SQLite paths, which the PostgreSQL suite never runs.
 
 On a throwaway SQLite file, with no Redis (tasks in process): migrate, seed_demo, smoke_check
---product red (over the real API: org, invitation, entitlement check, usage), runjob rollup_usage and
-runjob report_meter_usage (shadow mode). Exits non-zero naming the step that failed.
+--product red (over the real API: org, invitation, entitlement check, usage), runjob rollup_usage,
+runjob report_meter_usage (shadow mode), runjob sweep_stripe_events and runjob deliver_events.
+Exits non-zero naming the step that failed.
 """
 
 import os
@@ -20,6 +21,8 @@ STEPS = [
     ["smoke_check", "--product", "red"],
     ["runjob", "rollup_usage"],
     ["runjob", "report_meter_usage"],
+    ["runjob", "sweep_stripe_events"],
+    ["runjob", "deliver_events"],
 ]
 
 

@@ -51,3 +51,13 @@ class InvitationAlreadyAccepted(Conflict):
 class InvitationNotPending(Conflict):
     code = "invitation_not_pending"
     message = "Only a pending invitation can be changed."
+
+
+class EndpointNotFound(NotFound):
+    code = "endpoint_not_found"
+    message = "No such event endpoint."
+
+
+class DeliveryNotFound(NotFound):
+    code = "delivery_not_found"
+    message = "No such event delivery."

@@ -9,3 +9,15 @@ def new_org_id() -> str:
 
 def new_invitation_id() -> str:
     return new_public_id("inv")
+
+
+def new_endpoint_id() -> str:
+    return new_public_id("ep")
+
+
+def new_event_id() -> str:
+    return new_public_id("ev")
+
+
+def new_delivery_id() -> str:
+    return new_public_id("dlv")

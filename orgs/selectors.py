@@ -7,7 +7,7 @@ from django.http import HttpRequest
 
 from core.registries import seat_limits
 from orgs.exceptions import NotAMember, OrgNotFound
-from orgs.models import Invitation, Membership, Organization, Role
+from orgs.models import EventDelivery, EventEndpoint, Invitation, Membership, Organization, Product, Role
 
 
 def get_live_org(public_id: str) -> Organization:
@@ -62,3 +62,22 @@ def org_for_request(request: HttpRequest) -> Organization | None:
     match = getattr(request, "resolver_match", None)
     public_id = match.kwargs.get("org_id") if match else None
     return Organization.live.filter(public_id=public_id).first() if public_id else None
+
+
+def product_endpoints(product: Product) -> QuerySet[EventEndpoint]:
+    """The product's event endpoints that are not deleted, newest first."""
+    return EventEndpoint.objects.filter(product=product, deleted_at__isnull=True).order_by("-id")
+
+
+def product_deliveries(
+    product: Product, *, endpoint: EventEndpoint | None = None, event_type: str | None = None
+) -> QuerySet[EventDelivery]:
+    """Deliveries to the product's endpoints that are not deleted (newest first by the paginator)."""
+    deliveries = EventDelivery.objects.select_related("event", "endpoint").filter(
+        endpoint__product=product, endpoint__deleted_at__isnull=True
+    )
+    if endpoint is not None:
+        deliveries = deliveries.filter(endpoint=endpoint)
+    if event_type is not None:
+        deliveries = deliveries.filter(event__event_type=event_type)
+    return deliveries

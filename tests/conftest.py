@@ -21,6 +21,7 @@ from orgs.services.audit import Actor
 from orgs.services.memberships import upsert_membership
 from orgs.services.products import ensure_product, issue_api_key
 from orgs.staff import SUPPORT, sync_staff_groups
+from tests.event_receiver import receiver  # noqa: F401 (a product's event receiver)
 from tests.factories import OrganizationFactory
 from tests.stripe_standin.fixtures import *  # noqa: F403 (the Stripe stand-in's fixtures, for every test)
 
@@ -94,6 +95,27 @@ def _reference_data_after_flush(request):
     if marker and marker.kwargs.get("transaction"):
         request.getfixturevalue("transactional_db")
         load_reference_data()
+
+
+@pytest.fixture(autouse=True)
+def _forget_what_processes_remember():
+    # Remembered per process: a flushed database gives the same Stripe account another primary key.
+    from billing import djstripe_keys
+    from orgs.services.events import forget_noted_product_orgs
+
+    djstripe_keys.forget()
+    forget_noted_product_orgs()
+
+
+@pytest.fixture(autouse=True)
+def _celery_join_flag():
+    yield
+    # Celery's eager apply sets a process-wide "inside a task" flag and restores what it found on
+    # the way out: eager tasks in concurrent threads (the concurrency tests run webhooks' tasks in
+    # their request threads) can leave it set, and a later result.get() then refuses to wait.
+    from celery._state import _set_task_join_will_block
+
+    _set_task_join_will_block(False)
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -1,1 +1,7 @@
-from billing.admin import organizations, products, records, synced_stripe  # noqa: F401 (registers the admins)
+from billing.admin import (  # noqa: F401 (registers the admins)
+    organizations,
+    products,
+    records,
+    stripe_events,
+    synced_stripe,
+)

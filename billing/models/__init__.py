@@ -32,6 +32,7 @@ from billing.models.invoicing import (
     StripeEventProblem,
     StripeMeter,
 )
+from billing.models.stripe_events import ReceivedStripeEvent, StripeEventStatus
 
 __all__ = [
     "AllowanceClaim",
@@ -56,8 +57,10 @@ __all__ = [
     "PaymentStatus",
     "Plan",
     "PlanQuerySet",
+    "ReceivedStripeEvent",
     "RejectedWebhook",
     "StripeEventProblem",
+    "StripeEventStatus",
     "StripeMeter",
     "SuspensionSource",
 ]

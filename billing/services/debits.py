@@ -7,12 +7,17 @@ from django.utils import timezone
 
 from billing.selectors import allowances_due
 from billing.services.allowances import ensure_allowances
+from billing.services.credit_events import emit_credit_crossings
 from billing.services.ledger import ZERO, open_ledgers, save_ledgers
 from orgs.services.audit import Actor
 
 
 def debit_usage(
-    *, costs_by_org: dict[int, list[tuple[int, Decimal]]], reference: str, now: datetime | None = None
+    *,
+    costs_by_org: dict[int, list[tuple[int, Decimal]]],
+    reference: str,
+    now: datetime | None = None,
+    ending_holds: dict[int, Decimal] | None = None,
 ) -> dict[int, tuple[Decimal, bool]]:
     """Debit each org once for its events' costs, drawn in the order given; returns {event key:
     (overage, billable)} for the events credits did not fully cover. Call in the transaction storing
@@ -21,12 +26,15 @@ def debit_usage(
     The month's allowance is granted first if it is still due, so usage at 00:00:30 on the first is
     covered by the new month's credits however late the allowance job runs. Overage is billable
     (through Stripe's meter) when the org's plan allows overage now, at the debit; its billable part
-    becomes billed debt, the only debt a later settlement zeroes.
+    becomes billed debt, the only debt a later settlement zeroes. A debit that takes the available
+    balance across a line emits credits.low / credits.exhausted (billing/services/credit_events.py);
+    `ending_holds` are the costs of holds this write commits (they stop counting as held).
     """
     now = now or timezone.now()
     ledgers = open_ledgers(costs_by_org, now=now)
     due = allowances_due(costs_by_org, now=now)
     ensure_allowances(ledgers, now=now, actor=Actor.system("monthly_allowance"), due=due)
+    before = {org_id: ledger.posted for org_id, ledger in ledgers.items()}
     overages: dict[int, tuple[Decimal, bool]] = {}
     for org_id, costs in costs_by_org.items():
         ledger = ledgers[org_id]
@@ -45,4 +53,14 @@ def debit_usage(
             reference=reference,
         )
     save_ledgers(ledgers.values())
+    ending = ending_holds or {}
+    for org_id in sorted(costs_by_org):  # events last, in org id order (orgs/services/events.py)
+        held = due[org_id].held
+        emit_credit_crossings(
+            org_id=org_id,
+            plan=due[org_id].account.plan,
+            before=before[org_id] - held,
+            after=ledgers[org_id].posted - (held - ending.get(org_id, ZERO)),
+            now=now,
+        )
     return overages

@@ -11,9 +11,10 @@ from django.utils import timezone
 
 from billing.entitlements import Decision, decide
 from billing.exceptions import EntitlementDenied, HoldNotActive, HoldNotFound, IdempotencyConflict
-from billing.models import CreditBalance, Hold, HoldState
+from billing.models import CreditBalance, Hold, HoldState, Plan
 from billing.pricing import cost_of, fingerprint
 from billing.selectors import entitlement_state
+from billing.services.credit_events import emit_credit_crossings
 from orgs.exceptions import OrgNotFound
 from orgs.models import Organization, Product
 
@@ -71,7 +72,16 @@ def reserve_credits(
             request_fingerprint=body,
             expires_at=now + timedelta(seconds=ttl_seconds),
         )
+        _emit_crossings(org.pk, decision, now=now)
     return hold, True, decision
+
+
+def _emit_crossings(org_id: int, decision: Decision, *, now: datetime) -> None:
+    """The hold takes its cost from the available balance at once: that may cross a line."""
+    if decision.cost > 0:
+        before = decision.state.available
+        plan = Plan.objects.get(name=decision.state.plan)
+        emit_credit_crossings(org_id=org_id, plan=plan, before=before, after=before - decision.cost, now=now)
 
 
 def get_product_hold(*, product: Product, hold_id: str, lock: bool = False) -> Hold:

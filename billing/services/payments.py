@@ -32,8 +32,9 @@ from billing.services.allowances import grant_allowance
 from billing.services.ledger import open_ledger
 from billing.services.suspensions import lift_auto_suspension_if_reason_gone
 from billing.subscriptions import PLAN_GIVING_STATUSES
-from orgs.models import AuditCategory, Organization
+from orgs.models import AuditCategory, EventType, Organization
 from orgs.services.audit import Actor, record_audit
+from orgs.services.events import emit_event
 from orgs.services.outbox import enqueue_outbox
 
 RESOLVING_STATUSES = {
@@ -83,18 +84,17 @@ def lock_account(org: Organization) -> BillingAccount:
     return account
 
 
-def _subscription_of(invoice: stripe.Invoice) -> str:
-    parent = invoice.get("parent") or {}  # type: ignore[attr-defined]  # dj-stripe gives StripeObject .get
+def _subscription_of(invoice: dict[str, Any]) -> str:
+    parent = invoice.get("parent") or {}
     details = parent.get("subscription_details") or {}
     return details.get("subscription") or ""
 
 
-def classify_invoice(invoice: stripe.Invoice) -> InvoiceKind:
+def classify_invoice(invoice: dict[str, Any]) -> InvoiceKind:
     """`metered` if any line (all of them, paginated) is on a metered price with an amount > 0."""
-    overage_prices = set(
-        Plan.objects.exclude(stripe_overage_price_id="").values_list("stripe_overage_price_id", flat=True)
-    )
-    plan_prices = set(Plan.objects.exclude(stripe_price_id="").values_list("stripe_price_id", flat=True))
+    prices = list(Plan.objects.values_list("stripe_price_id", "stripe_overage_price_id"))
+    plan_prices = {plan for plan, _ in prices if plan}
+    overage_prices = {overage for _, overage in prices if overage}
     for line in stripe_api.invoice_lines(invoice):
         if line["amount"] <= 0:
             continue
@@ -137,6 +137,16 @@ def derive_payment_state(account: BillingAccount, *, actor: Actor) -> None:
             before=before,
             after=after,
         )
+        if before["payment_status"] != status:
+            emit_event(
+                org_id=account.org_id,
+                event_type=EventType.ORG_PAYMENT_STATUS_CHANGED,
+                data={
+                    "payment_status": status,
+                    "previous_payment_status": before["payment_status"],
+                    "overdue_since": after["overdue_since"],
+                },
+            )
 
 
 def _iso(instant: datetime | None) -> str | None:
@@ -154,7 +164,12 @@ _FAILURE_RANK: dict[str | None, int] = {
 
 
 def refresh_invoice(
-    *, org: Organization, invoice_id: str, actor: Actor, failed_at: datetime | None = None
+    *,
+    org: Organization,
+    invoice_id: str,
+    actor: Actor,
+    failed_at: datetime | None = None,
+    invoice: dict[str, Any] | None = None,
 ) -> PaymentFailure | None:
     """Decide an invoice's payment failure from its state in Stripe, in one transaction.
 
@@ -166,13 +181,15 @@ def refresh_invoice(
     resolves it; no copy moves a failure back. When a plan failure opens or is resolved, the outbox
     makes the subscription's cancel-at-period-end follow the org's failures. The first invoice paid
     with amount_paid > 0 sets first_paid_at, and a payment lifts an `auto` suspension whose reason
-    has gone. Idempotent.
+    has gone. Idempotent. `invoice`: a copy already read from Stripe while this transaction held
+    the account lock (dj-stripe's, when the processing took the lock first), spared a second read.
     """
-    # No savepoint of its own: a receiver calls it inside recorded_problems' (each costs round trips).
+    # No savepoint of its own: it runs inside the event's processing, which has one (each costs round trips).
     with transaction.atomic(savepoint=False):
         account = lock_account(org)
-        invoice = stripe_api.retrieve_invoice(invoice_id)
-        _mirror_invoice(invoice)
+        if invoice is None:
+            invoice = stripe_api.as_dict(stripe_api.retrieve_invoice(invoice_id))
+            _mirror_invoice(invoice)
         record = _invoice_record(org, invoice)
         failure = PaymentFailure.objects.filter(invoice_id=invoice_id).first()
         changed = True
@@ -190,15 +207,15 @@ def refresh_invoice(
     return failure
 
 
-def _mirror_invoice(invoice: stripe.Invoice) -> None:
+def _mirror_invoice(invoice: dict[str, Any]) -> None:
     """Write the copy read under the lock over dj-stripe's mirror row, which holds the copy dj-stripe
     read before it: of two overlapping deliveries, the slower re-read could otherwise stay."""
     from djstripe.models import Invoice
 
-    Invoice.objects.filter(id=invoice["id"]).update(stripe_data=stripe_api.as_dict(invoice))
+    Invoice.objects.filter(id=invoice["id"]).update(stripe_data=invoice)
 
 
-def _invoice_record(org: Organization, invoice: stripe.Invoice) -> InvoiceRecord:
+def _invoice_record(org: Organization, invoice: dict[str, Any]) -> InvoiceRecord:
     """The invoice's record; its kind is fixed the first time it is seen."""
     record = InvoiceRecord.objects.filter(invoice_id=invoice["id"]).first()
     if record is None:
@@ -253,10 +270,10 @@ def _resolve_failure(failure: PaymentFailure, record: InvoiceRecord, *, status: 
     )
 
 
-def _record_first_payment(account: BillingAccount, invoice: stripe.Invoice, *, actor: Actor) -> None:
+def _record_first_payment(account: BillingAccount, invoice: dict[str, Any], *, actor: Actor) -> None:
     if invoice["status"] != "paid" or invoice["amount_paid"] <= 0 or account.first_paid_at is not None:
         return
-    transitions = invoice.get("status_transitions") or {}  # type: ignore[attr-defined]  # dj-stripe gives StripeObject .get
+    transitions = invoice.get("status_transitions") or {}
     paid_at = transitions.get("paid_at")
     account.first_paid_at = datetime.fromtimestamp(paid_at, tz=UTC) if paid_at else timezone.now()
     account.save(update_fields=["first_paid_at", "updated_at"])
@@ -344,6 +361,12 @@ def apply_plan(*, account: BillingAccount, plan: Plan, actor: Actor) -> None:
         after={"plan": plan.name},
     )
     grant_allowance(org_id=account.org_id, actor=actor)
+    # After the allowance (its credit lock): the event's sequence lock is taken last.
+    emit_event(
+        org_id=account.org_id,
+        event_type=EventType.ORG_PLAN_CHANGED,
+        data={"plan": plan.name, "previous_plan": old.name},
+    )
 
 
 def resync_org_from_stripe(*, org: Organization, actor: Actor) -> dict[str, Any]:

@@ -13,8 +13,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from billing.models import BillingAccount, SuspensionSource
-from orgs.models import AuditCategory, Organization
+from orgs.models import AuditCategory, EventType, Organization
 from orgs.services.audit import Actor, record_audit
+from orgs.services.events import emit_event
 
 OVERDUE_GRACE = timedelta(days=3)
 
@@ -59,6 +60,14 @@ def _set(
         after=_snapshot(account),
         reason=reason,
     )
+    was_suspended = before["suspended_at"] is not None
+    if was_suspended != (suspended_at is not None):
+        # Products learn the state and its source; a staff member's reason stays in the audit log.
+        emit_event(
+            org_id=account.org_id,
+            event_type=EventType.ORG_SUSPENDED if suspended_at else EventType.ORG_UNSUSPENDED,
+            data={"suspended": suspended_at is not None, "source": source or before["source"]},
+        )
 
 
 def lift_auto_suspension_if_reason_gone(account: BillingAccount, *, actor: Actor, now: datetime) -> bool:
@@ -89,7 +98,8 @@ def reconcile_suspensions(*, now: datetime | None = None) -> dict[str, int]:
         due = BillingAccount.objects.select_for_update(skip_locked=True).filter(
             suspension_due(now=now), suspended_at__isnull=True
         )
-        for account in due.order_by("pk"):
+        # In org id order: each change emits an event, whose sequence lock goes in that order.
+        for account in due.order_by("org_id"):
             reason = f"Overdue since {account.overdue_since:%Y-%m-%d %H:%M} UTC and never paid."
             _set(
                 account,
@@ -105,7 +115,7 @@ def reconcile_suspensions(*, now: datetime | None = None) -> dict[str, int]:
             .filter(suspension_source=SuspensionSource.AUTO, org__deleted_at__isnull=True)
             .exclude(suspension_due(now=now))
         )
-        for account in stale.order_by("pk"):
+        for account in stale.order_by("org_id"):
             _set(
                 account,
                 actor=actor,

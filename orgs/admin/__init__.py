@@ -1,1 +1,1 @@
-from orgs.admin import api_keys, organizations, records  # noqa: F401 (registers the admins)
+from orgs.admin import api_keys, events, organizations, records  # noqa: F401 (registers the admins)

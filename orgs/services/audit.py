@@ -7,6 +7,7 @@ from django.contrib.auth.models import User
 
 from core.requests import request_id_var
 from orgs.models import ActorType, AuditCategory, AuditEntry, Organization, Product
+from orgs.services.events import note_product_orgs
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ def record_audit(
     org: Organization | None = None,
     org_id: int | None = None,
     product: Product | None = None,
+    product_id: int | None = None,
     subscription_id: str = "",
     invoice_id: str = "",
     before: dict[str, Any] | None = None,
@@ -56,8 +58,12 @@ def record_audit(
     """Append one audit entry; call it inside the transaction of the change it records.
 
     Name the org by `org` or, where only its id is at hand, by `org_id`; an entry about a product's
-    own terms names the `product` instead.
+    own terms names the `product` (or `product_id`) instead. A product acting about an org is noted
+    as one that has called about it (it then receives the org's member.* events).
     """
+    subject_org_id = org.pk if org is not None else org_id
+    if actor.product is not None and subject_org_id is not None:
+        note_product_orgs(product_id=actor.product.pk, org_ids=[subject_org_id])
     return AuditEntry.objects.create(
         actor_type=actor.type,
         actor_user=actor.user,
@@ -65,8 +71,8 @@ def record_audit(
         actor_label=actor.label[:200],
         action=action,
         category=category,
-        org_id=org.pk if org is not None else org_id,
-        product=product,
+        org_id=subject_org_id,
+        product_id=product.pk if product is not None else product_id,
         subscription_id=subscription_id,
         invoice_id=invoice_id,
         before=before,

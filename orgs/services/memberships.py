@@ -15,9 +15,19 @@ from django.utils import timezone
 
 from core.errors import ServiceError
 from orgs.exceptions import LastOwner, NotAMember, SeatLimitReached
-from orgs.models import ROLE_RANK, AuditCategory, Invitation, Membership, Organization, Product, Role
+from orgs.models import (
+    ROLE_RANK,
+    AuditCategory,
+    EventType,
+    Invitation,
+    Membership,
+    Organization,
+    Product,
+    Role,
+)
 from orgs.selectors import other_owner_exists, seat_limit, seats_in_use
 from orgs.services.audit import Actor, record_audit
+from orgs.services.events import emit_event
 
 
 def lock_org(org: Organization) -> Organization:
@@ -120,6 +130,7 @@ def _create(
         after=membership_snapshot(membership),
         reason=reason,
     )
+    _emit_upserted(membership, created=True, previous_role=None)
     return membership
 
 
@@ -145,6 +156,21 @@ def _save_if_changed(
         after=membership_snapshot(membership),
         reason=reason,
     )
+    _emit_upserted(membership, created=False, previous_role=before["role"])
+
+
+def _emit_upserted(membership: Membership, *, created: bool, previous_role: str | None) -> None:
+    emit_event(
+        org_id=membership.org_id,
+        event_type=EventType.MEMBER_UPSERTED,
+        data={
+            "user_id": membership.user_id,
+            "role": membership.role,
+            "previous_role": previous_role,
+            "email": membership.email or None,
+            "created": created,
+        },
+    )
 
 
 def remove_membership(*, org: Organization, user_id: str, actor: Actor, reason: str = "") -> None:
@@ -165,6 +191,11 @@ def remove_membership(*, org: Organization, user_id: str, actor: Actor, reason: 
             org=org,
             before=before,
             reason=reason,
+        )
+        emit_event(
+            org_id=org.pk,
+            event_type=EventType.MEMBER_REMOVED,
+            data={"user_id": before["user_id"], "role": before["role"]},
         )
 
 

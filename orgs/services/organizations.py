@@ -9,8 +9,9 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from orgs.exceptions import SlugTaken
-from orgs.models import AuditCategory, Organization
+from orgs.models import AuditCategory, EventType, Organization
 from orgs.services.audit import Actor, record_audit
+from orgs.services.events import emit_event
 
 
 def org_snapshot(org: Organization) -> dict[str, Any]:
@@ -95,6 +96,11 @@ def _set_deleted(org: Organization, *, deleted: bool, action: str, actor: Actor,
             before=before,
             after=org_snapshot(org),
             reason=reason,
+        )
+        emit_event(
+            org_id=org.pk,
+            event_type=EventType.ORG_DELETED if deleted else EventType.ORG_RESTORED,
+            data={"deleted_at": org.deleted_at.isoformat() if org.deleted_at else None},
         )
     return org
 

@@ -13,8 +13,10 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def failed(org, customer, stripe_standin, stripe_catalog, post_webhook):
-    """A failed plan invoice: the outbox holds "cancel at period end" for its subscription."""
+def failed(org, customer, stripe_standin, stripe_catalog, post_webhook, monkeypatch):
+    """A failed plan invoice: the outbox holds "cancel at period end" for its subscription, and its
+    fast path (the task sent after the commit) was lost: these tests are about the job."""
+    monkeypatch.setattr("orgs.services.outbox._perform_soon", lambda message_id: None)
     plan = stripe_catalog["pro"]
     subscription = subscribe(stripe_standin, org, plan)
     invoice = stripe_standin.add_invoice(

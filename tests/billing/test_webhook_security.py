@@ -95,14 +95,17 @@ def test_a_good_delivery_leaves_no_security_entry(post_webhook, event):
     assert not rejected()
 
 
-def test_add_local_webhook_endpoint_registers_a_working_endpoint(client, djstripe_account, event, capsys):
+def test_add_local_webhook_endpoint_registers_a_working_endpoint(
+    client, djstripe_account, event, capsys, django_capture_on_commit_callbacks
+):
     call_command("add_local_webhook_endpoint", "--secret", "whsec_local")
     path = capsys.readouterr().out.splitlines()[-1]
     body = json.dumps(event)
 
-    response = client.post(
-        path, body, content_type="application/json", headers=sign_webhook(body, "whsec_local")
-    )
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            path, body, content_type="application/json", headers=sign_webhook(body, "whsec_local")
+        )
 
     assert path.startswith("/stripe/webhook/") and path.endswith("/")
     assert response.status_code == 200

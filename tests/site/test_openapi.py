@@ -23,6 +23,12 @@ ENDPOINTS = {
     ("/api/v1/credit-policy", "get"),
     ("/api/v1/orgs/{org_id}/checkout-sessions", "post"),
     ("/api/v1/ping", "get"),
+    ("/api/v1/event-endpoints", "post"),
+    ("/api/v1/event-endpoints", "get"),
+    ("/api/v1/event-endpoints/{endpoint_id}", "delete"),
+    ("/api/v1/event-endpoints/{endpoint_id}:rotate-secret", "post"),
+    ("/api/v1/event-deliveries", "get"),
+    ("/api/v1/event-deliveries/{delivery_id}:retry", "post"),
 }
 
 
@@ -37,9 +43,39 @@ def test_the_schema_describes_every_endpoint_with_bodies(client):
         operation = schema["paths"][path][method]
         assert operation["security"] == [{"ApiKey": []}]
         assert "401" in operation["responses"]
-        if method == "post" and not path.endswith(":release"):
+        if method == "post" and not path.endswith((":release", ":rotate-secret", ":retry")):  # body `{}`
             assert "requestBody" in operation, path
     assert schema["components"]["securitySchemes"]["ApiKey"]["name"] == "Authorization"
+
+
+def test_the_events_endpoints_are_described_with_examples_and_every_error_code(client):
+    schema = yaml.safe_load(client.get("/api/schema/").content)
+    paths = schema["paths"]
+
+    expected_errors = {
+        ("/api/v1/event-endpoints", "post"): {"400", "401"},
+        ("/api/v1/event-endpoints/{endpoint_id}", "delete"): {"401", "404"},
+        ("/api/v1/event-endpoints/{endpoint_id}:rotate-secret", "post"): {"400", "401", "404"},
+        ("/api/v1/event-deliveries", "get"): {"400", "401", "404"},
+        ("/api/v1/event-deliveries/{delivery_id}:retry", "post"): {"400", "401", "404"},
+    }
+    for (path, method), statuses in expected_errors.items():
+        operation = paths[path][method]
+        assert operation["description"] and operation["summary"], path
+        assert statuses <= set(operation["responses"]), path
+    create = paths["/api/v1/event-endpoints"]["post"]
+    assert "examples" in create["requestBody"]["content"]["application/json"]
+    assert "examples" in create["responses"]["201"]["content"]["application/json"]
+    assert (
+        "endpoint_not_found"
+        in paths["/api/v1/event-endpoints/{endpoint_id}"]["delete"]["responses"]["404"]["description"]
+    )
+    assert (
+        "delivery_not_found"
+        in paths["/api/v1/event-deliveries/{delivery_id}:retry"]["post"]["responses"]["404"]["description"]
+    )
+    event_types = paths["/api/v1/event-deliveries"]["get"]["parameters"]
+    assert any(p["name"] == "event_type" and "spend_cap.near" in p["schema"]["enum"] for p in event_types)
 
 
 def test_the_docs_work_without_internet(client):

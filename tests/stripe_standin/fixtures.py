@@ -103,11 +103,12 @@ def djstripe_webhook_endpoint(djstripe_account):
 
 
 @pytest.fixture
-def post_webhook(client, djstripe_webhook_endpoint):
-    """`post_webhook(event)` delivers `event` (a dict) to dj-stripe's real webhook view, signed.
+def post_webhook(client, djstripe_webhook_endpoint, django_capture_on_commit_callbacks):
+    """`post_webhook(event)` delivers `event` (a dict) to the project's webhook view, signed, and
+    lets the processing that follows the acknowledgement run (the task, in process, as it runs
+    after the commit: inside a test's transaction nothing commits, so the callbacks are run here).
 
-    `secret`/`timestamp` change the signature, `signature` replaces the header outright. The Django
-    test client re-raises a view's exception (a failing receiver) instead of answering 500.
+    `secret`/`timestamp` change the signature, `signature` replaces the header outright.
     """
     url = f"/stripe/webhook/{djstripe_webhook_endpoint.djstripe_uuid}/"
 
@@ -116,6 +117,7 @@ def post_webhook(client, djstripe_webhook_endpoint):
         headers = sign_webhook(body, secret, timestamp)
         if signature is not None:
             headers["Stripe-Signature"] = signature
-        return client.post(url, data=body, content_type="application/json", headers=headers)
+        with django_capture_on_commit_callbacks(execute=True):
+            return client.post(url, data=body, content_type="application/json", headers=headers)
 
     return post

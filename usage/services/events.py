@@ -20,6 +20,7 @@ from billing.selectors import price_book
 from billing.services.debits import debit_usage
 from core.instants import parse_instant
 from orgs.models import Organization, Product
+from orgs.services.events import note_product_orgs
 from usage.exceptions import InvalidEvents
 from usage.models import UsageEvent
 
@@ -189,15 +190,22 @@ def record_usage_events(
     return {"accepted": len(inserted), "duplicates": duplicates + len(new) - len(inserted)}
 
 
-def store_events(*, product: Product, events: list[NewEvent], now: datetime) -> list[NewEvent]:
-    """Insert the events (a concurrent twin is skipped), then debit the stored ones per org.
-    Returns the stored events. Call inside a transaction."""
+def store_events(
+    *, product: Product, events: list[NewEvent], now: datetime, ending_holds: dict[int, Decimal] | None = None
+) -> list[NewEvent]:
+    """Insert the events (a concurrent twin is skipped), then debit the stored ones per org
+    (`ending_holds`: the costs of holds this write commits, per org). Returns the stored events.
+    Call inside a transaction."""
     inserted = _insert(product, events, now)
+    # Usage is a product calling about an org: it then receives the org's member.* events.
+    note_product_orgs(product_id=product.pk, org_ids={event.org_id for event in inserted})
     costs_by_org: dict[int, list[tuple[int, Decimal]]] = {}
     for event in inserted:
         assert event.pk is not None  # set by _insert
         costs_by_org.setdefault(event.org_id, []).append((event.pk, event.cost))
-    overages = debit_usage(costs_by_org=costs_by_org, reference=f"usage:{uuid.uuid4().hex}", now=now)
+    overages = debit_usage(
+        costs_by_org=costs_by_org, reference=f"usage:{uuid.uuid4().hex}", now=now, ending_holds=ending_holds
+    )
     for event in inserted:
         if event.pk in overages:
             overage, billable = overages[event.pk]

@@ -62,7 +62,8 @@ def commit_hold(
             user_id=hold.user_id,
             properties={"hold_id": hold.public_id},
         )
-        if not store_events(product=product, events=[event], now=now):
+        ending = {hold.org_id: hold.cost} if now < hold.expires_at else {}
+        if not store_events(product=product, events=[event], now=now, ending_holds=ending):
             raise IdempotencyConflict(
                 "This event_id is already recorded for another usage event.", details={"event_id": event_id}
             )

@@ -243,6 +243,9 @@ class AuditEntry(AppendOnly, models.Model):
                     | Q(product__isnull=False)
                     | ~Q(subscription_id="")
                     | ~Q(invoice_id="")
+                    # Staff replaying a Stripe event about no org (a price, a product): the event
+                    # names itself in `after`.
+                    | Q(action="stripe_event.replayed")
                 ),
                 name="audit_entry_has_subject",
                 violation_error_message="An audit entry names an org, product, subscription or invoice.",

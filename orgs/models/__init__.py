@@ -1,0 +1,53 @@
+"""orgs' models, split by topic; imported here so Django finds them as orgs.models."""
+
+from orgs.models.base import (
+    ROLE_RANK,
+    ActorType,
+    AuditCategory,
+    AuditEntry,
+    Invitation,
+    InvitationState,
+    LiveOrganizationManager,
+    Membership,
+    Organization,
+    OutboxMessage,
+    Product,
+    ProductAPIKey,
+    Role,
+)
+from orgs.models.events import (
+    MEMBER_EVENT_TYPES,
+    DeliveryAttempt,
+    DeliveryStatus,
+    EventDelivery,
+    EventEndpoint,
+    EventSequence,
+    EventType,
+    OutgoingEvent,
+    ProductOrg,
+)
+
+__all__ = [
+    "MEMBER_EVENT_TYPES",
+    "ROLE_RANK",
+    "ActorType",
+    "AuditCategory",
+    "AuditEntry",
+    "DeliveryAttempt",
+    "DeliveryStatus",
+    "EventDelivery",
+    "EventEndpoint",
+    "EventSequence",
+    "EventType",
+    "Invitation",
+    "InvitationState",
+    "LiveOrganizationManager",
+    "Membership",
+    "Organization",
+    "OutboxMessage",
+    "OutgoingEvent",
+    "Product",
+    "ProductAPIKey",
+    "ProductOrg",
+    "Role",
+]
