@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
-from billing.credits import CREDIT_PLACES
+from billing.credits import CREDIT_LIMIT, CREDIT_PLACES
+from core.errors import InvalidRequest
 
 ROUNDING_RULE = "cost = quantity × credits_per_unit, quantized to 6 decimal places with ROUND_HALF_EVEN"
 
@@ -15,6 +16,30 @@ ROUNDING_RULE = "cost = quantity × credits_per_unit, quantized to 6 decimal pla
 def cost_of(quantity: Decimal, credits_per_unit: Decimal) -> Decimal:
     """The one rounding rule: computed in Decimal, quantized to 6 places, half to even."""
     return (quantity * credits_per_unit).quantize(CREDIT_PLACES, rounding=ROUND_HALF_EVEN)
+
+
+COST_BOUND = (
+    "A cost (quantity × price), a batch's total per org and a hold's commit stay below 10^14 credits."
+)
+
+
+class CostOutOfBounds(InvalidRequest):
+    """400 invalid_request: the cost would not fit the stored credits (NUMERIC(20, 6))."""
+
+    message = "The cost (quantity × price) must stay below 10^14 credits."
+
+    def __init__(self, field: str = "quantity") -> None:
+        super().__init__(
+            details={"fields": {field: [self.message]}, "max_cost": "100000000000000"},
+        )
+
+
+def bounded_cost(quantity: Decimal, credits_per_unit: Decimal) -> Decimal:
+    """cost_of, refused (CostOutOfBounds, before any write) when it would not fit the ledger."""
+    cost = cost_of(quantity, credits_per_unit)
+    if cost >= CREDIT_LIMIT:
+        raise CostOutOfBounds()
+    return cost
 
 
 def fingerprint(fields: dict) -> str:

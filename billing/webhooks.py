@@ -9,7 +9,6 @@ bad signature, an unknown endpoint, a body that is no Stripe event) gets a 4xx a
 audit entry, one per source and minute, so unauthenticated posts cannot flood the log.
 """
 
-import json
 import logging
 from datetime import timedelta
 
@@ -23,6 +22,8 @@ from djstripe.enums import WebhookEndpointValidation
 from djstripe.models import WebhookEndpoint
 
 from billing.services.stripe_events import store_stripe_event
+from core.api.bodies import load_json
+from core.errors import InvalidRequest
 from core.requests import client_ip
 from orgs.models import AuditCategory, AuditEntry
 from orgs.services.audit import Actor, record_audit
@@ -43,7 +44,7 @@ def _reject(request: HttpRequest, uuid: object, reason: str, response: HttpRespo
         after__ip=ip,
     ).exists()
     if not seen:  # one entry per source and minute: the log's size is bounded whoever posts
-        claimed = request.body[:2000].decode("utf-8", "replace")
+        claimed = request.body[:2000].decode("utf-8", "replace").replace("\x00", "\ufffd")
         record_audit(
             actor=Actor.stripe(),
             action="webhook.rejected",
@@ -75,9 +76,13 @@ class StripeWebhookView(View):
             stripe.WebhookSignature.verify_header(
                 request.body, signature, endpoint.secret, endpoint.djstripe_tolerance
             )
-            payload = json.loads(request.body)
         except (stripe.SignatureVerificationError, ValueError):
             return _reject(request, uuid, "invalid signature", HttpResponseBadRequest())
+        try:
+            # The API's one JSON reader (depth, NUL, lone surrogates); Stripe's floats stay floats.
+            payload = load_json(request.body, parse_float=float)
+        except InvalidRequest:
+            return _reject(request, uuid, "a signed body that is no safe JSON", HttpResponseBadRequest())
         if not _is_event(payload):
             return _reject(request, uuid, "not a Stripe event", HttpResponseBadRequest())
         store_stripe_event(payload=payload)

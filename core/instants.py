@@ -33,7 +33,10 @@ def parse_instant(value: str | datetime | None) -> datetime | None:
         raise ValueError("must be an ISO-8601 instant as a string, such as 2026-11-22T10:00:00Z.")
     if instant.tzinfo is None:
         raise ValueError(f"must carry a time zone (for example Z), not {value!r}.")
-    return instant.astimezone(UTC)
+    try:
+        return instant.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("must fall within the years 1 to 9999 once in UTC.") from None
 
 
 def floor_hour(instant: datetime) -> datetime:

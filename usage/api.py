@@ -84,6 +84,14 @@ def _instant(value: str, field: str) -> datetime:
     return instant
 
 
+def _days_before(end: datetime, days: int) -> datetime:
+    try:
+        return end - timedelta(days=days)
+    except OverflowError:
+        message = "Too early: `from` would fall before year 1."
+        raise InvalidRequest(details={"fields": {"to": [message]}}) from None
+
+
 def _usage_row(row: Mapping[str, Any]) -> dict[str, str]:
     return {
         "metric": row["metric"],
@@ -127,7 +135,7 @@ class UsageSummaryView(APIView):
         start = (
             _instant(request.query_params["from"], "from")
             if "from" in request.query_params
-            else end - timedelta(days=30)
+            else _days_before(end, 30)
         )
         if start >= end or end - start > timedelta(days=366):
             raise InvalidRequest(

@@ -10,3 +10,10 @@ class InvalidEvents(InvalidRequest):
         super().__init__(details={"events": problems})
         # Precedence: a batch with an unknown field answers unknown_field.
         self.code = "unknown_field" if unknown_fields else "invalid_request"
+
+    @classmethod
+    def batch_total(cls, message: str) -> "InvalidEvents":
+        error = cls([], unknown_fields=False)
+        error.message = "The batch's total cost for one org must stay below 10^14 credits."
+        error.details = {"fields": {"events": [message]}, "max_cost": "100000000000000"}
+        return error

@@ -7,7 +7,7 @@ from rest_framework.views import APIView
 
 from billing.models import Plan
 from billing.services.checkout import start_checkout
-from core.api.parsing import StrictSerializer, UserIdField, parse_body
+from core.api.parsing import StrictSerializer, UserIdField, WebURLField, parse_body
 from core.api.schema import errors
 from orgs.selectors import get_live_org
 from orgs.services.audit import Actor
@@ -18,8 +18,8 @@ class CheckoutSessionView(APIView):
         plan = serializers.CharField(
             max_length=32, help_text="A paid plan of the catalog (one with a price)."
         )
-        success_url = serializers.URLField(max_length=2000)
-        cancel_url = serializers.URLField(max_length=2000)
+        success_url = WebURLField(help_text="Where Stripe sends the user after paying (http or https).")
+        cancel_url = WebURLField(help_text="Where Stripe sends the user on cancel (http or https).")
         user_id = UserIdField()
 
         def validate_plan(self, value: str) -> str:

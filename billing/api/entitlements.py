@@ -11,10 +11,10 @@ from rest_framework.views import APIView
 from billing.credits import credits_str, quantity
 from billing.entitlements import DENIALS, OK, Decision, decide
 from billing.exceptions import EntitlementDenied
-from billing.pricing import cost_of
+from billing.pricing import bounded_cost
 from billing.selectors import balances, key_and_entitlement_state
 from billing.services.holds import release_hold, reserve_credits
-from core.api.parsing import integer, read_object, schema_for, text
+from core.api.parsing import EmptyBody, integer, parse_body, read_object, schema_for, text
 from core.api.schema import errors
 from core.errors import ServiceError
 from orgs.api.auth import KEYWORD, authenticate_key, presented_key, verified_product
@@ -109,7 +109,7 @@ class EntitlementCheckView(APIView):
         )
         state = state_for(verified_product(presented, api_key))
         decision = decide(
-            state, quantity=data["quantity"], cost=cost_of(data["quantity"], state.credits_per_unit)
+            state, quantity=data["quantity"], cost=bounded_cost(data["quantity"], state.credits_per_unit)
         )
         return decision_response(decision, org_id=data["org_id"], metric=data["metric"])
 
@@ -164,9 +164,19 @@ class HoldStateSerializer(serializers.Serializer):
 class HoldReleaseView(APIView):
     @extend_schema(
         operation_id="holds_release",
-        request=None,
-        responses={200: HoldStateSerializer, **errors("404:hold_not_found", "409:hold_not_active")},
+        request=EmptyBody,
+        responses={
+            200: HoldStateSerializer,
+            **errors(
+                "400:unknown_field",
+                "400:invalid_request",
+                "404:hold_not_found",
+                "409:hold_not_active",
+                "413:payload_too_large",
+            ),
+        },
     )
     def post(self, request, hold_id):
+        parse_body(EmptyBody, request)
         hold = release_hold(product=request.user, hold_id=hold_id)
         return Response({"hold_id": hold.public_id, "state": hold.state})

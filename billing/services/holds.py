@@ -12,7 +12,7 @@ from django.utils import timezone
 from billing.entitlements import Decision, decide
 from billing.exceptions import EntitlementDenied, HoldNotActive, HoldNotFound, IdempotencyConflict
 from billing.models import CreditBalance, Hold, HoldState, Plan
-from billing.pricing import cost_of, fingerprint
+from billing.pricing import bounded_cost, fingerprint
 from billing.selectors import entitlement_state
 from billing.services.credit_events import emit_credit_crossings
 from orgs.exceptions import OrgNotFound
@@ -58,7 +58,7 @@ def reserve_credits(
                 raise IdempotencyConflict(details={"idempotency_key": idempotency_key})
             return existing, False, None
         state = entitlement_state(org_id=org_id, product=product, user_id=user_id, metric=metric, now=now)
-        decision = decide(state, quantity=quantity, cost=cost_of(quantity, state.credits_per_unit))
+        decision = decide(state, quantity=quantity, cost=bounded_cost(quantity, state.credits_per_unit))
         if not decision.allowed:
             raise EntitlementDenied(decision)
         hold = Hold.objects.create(

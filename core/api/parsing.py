@@ -1,17 +1,16 @@
 """Request parsing: JSON numbers as Decimal, strict bodies, the API's field types."""
 
 import copy
-import json
 from collections.abc import Callable, Mapping
-from decimal import Decimal
-from typing import IO, Any, NoReturn, Protocol, cast
+from typing import IO, Any, Protocol, cast
 
 from django.conf import settings
+from django.core.validators import URLValidator
 from rest_framework import serializers
-from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 
+from core.api.bodies import load_json
 from core.errors import InvalidRequest, ServiceError
 
 
@@ -33,10 +32,6 @@ class UnknownField(InvalidRequest):
         )
 
 
-def _reject_constant(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not a number JSON allows")
-
-
 class DecimalJSONParser(JSONParser):
     """JSON with every number read as Decimal (never a binary float), NaN and Infinity refused."""
 
@@ -46,10 +41,7 @@ class DecimalJSONParser(JSONParser):
         body = stream.read(settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1)
         if len(body) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
             raise PayloadTooLarge(details={"max_bytes": settings.DATA_UPLOAD_MAX_MEMORY_SIZE})
-        try:
-            return json.loads(body, parse_float=Decimal, parse_constant=_reject_constant)
-        except ValueError as error:
-            raise ParseError(f"The body is not valid JSON: {error}") from None
+        return load_json(body)
 
 
 class StrictSerializer(serializers.Serializer[Any]):
@@ -57,6 +49,9 @@ class StrictSerializer(serializers.Serializer[Any]):
 
     Unknown keys are `400 unknown_field`, checked before any field is validated, so a typo (say
     `bonus_type`) can never be silently replaced by a default.
+
+    One rule for text everywhere: a string field (CharField and its kin, ChoiceField) takes a JSON
+    string only, never a number or a boolean turned into text.
     """
 
     def to_internal_value(self, data: Any) -> Any:
@@ -65,7 +60,41 @@ class StrictSerializer(serializers.Serializer[Any]):
             unknown = sorted(key for key in data if key not in known)
             if unknown:
                 raise UnknownField.naming(unknown)
+            not_text = {
+                name: [STRING_ONLY]
+                for name, field in self.fields.items()
+                if isinstance(field, (serializers.CharField, serializers.ChoiceField))
+                and data.get(name) is not None
+                and not isinstance(data[name], str)
+            }
+            if not_text:
+                raise serializers.ValidationError({**self._other_errors(data), **not_text})
         return super().to_internal_value(data)
+
+    def _other_errors(self, data: Any) -> dict[str, Any]:
+        try:
+            super().to_internal_value(data)
+        except serializers.ValidationError as error:
+            return dict(error.detail) if isinstance(error.detail, dict) else {}
+        return {}
+
+
+STRING_ONLY = "A JSON string."
+
+
+class EmptyBody(StrictSerializer):
+    """`{}` (or no body): any field is `400 unknown_field`."""
+
+
+class WebURLField(serializers.URLField):
+    """An http or https URL (no ftp, no other scheme), at most 2,000 characters by default."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", 2000)
+        super().__init__(**kwargs)
+        self.validators = [v for v in self.validators if not isinstance(v, URLValidator)] + [
+            URLValidator(schemes=["http", "https"], message="An http or https URL.")
+        ]
 
 
 def parse_body(serializer_class: type[StrictSerializer], request: Request) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api.parsing import StrictSerializer, parse_body
+from core.api.parsing import EmptyBody, StrictSerializer, WebURLField, parse_body
 from core.api.schema import errors
 from core.errors import InvalidRequest
 from orgs.models import EventDelivery, EventEndpoint, EventType
@@ -71,7 +71,7 @@ def endpoint_body(endpoint: EventEndpoint, *, with_secret: bool = False) -> dict
 
 class EndpointListView(APIView):
     class CreateEndpointSerializer(StrictSerializer):
-        url = serializers.CharField(
+        url = WebURLField(
             max_length=2048,
             help_text="Where events are POSTed. In live mode: `https`, and the host must resolve to public "
             "addresses only (never private, loopback or link-local).",
@@ -153,10 +153,6 @@ class EndpointDetailView(APIView):
     def delete(self, request, endpoint_id):
         delete_endpoint(product=request.user, endpoint_id=endpoint_id, actor=Actor.for_product(request.user))
         return Response(status=status.HTTP_204_NO_CONTENT)
-
-
-class EmptyBody(StrictSerializer):
-    """`{}` (or no body): any field is `400 unknown_field`."""
 
 
 class EndpointRotateView(APIView):

@@ -14,8 +14,8 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
-from billing.credits import parse_decimal
-from billing.pricing import PriceBook, cost_of
+from billing.credits import CREDIT_LIMIT, parse_decimal
+from billing.pricing import CostOutOfBounds, PriceBook, cost_of
 from billing.selectors import price_book
 from billing.services.debits import debit_usage
 from core.instants import parse_instant
@@ -120,6 +120,9 @@ def _validate(
     price = prices.version_at(metric, occurred_at)
     if price is None:
         return None, {"metric": ["No price was in force at occurred_at."]}, False
+    cost = cost_of(quantity, price.credits_per_unit)
+    if cost >= CREDIT_LIMIT:
+        return None, {"quantity": [CostOutOfBounds.message]}, False
     return (
         NewEvent(
             event_id=event_id,
@@ -127,7 +130,7 @@ def _validate(
             metric=metric,
             price_id=price.price_id,
             quantity=quantity,
-            cost=cost_of(quantity, price.credits_per_unit),
+            cost=cost,
             occurred_at=occurred_at,
             user_id=user_id or "",
             properties=properties,
@@ -177,7 +180,7 @@ def record_usage_events(
             .order_by()
             .values_list("event_id", flat=True)
         )
-        problems = [i for i in invalid if i[1] not in stored]
+        problems = [i for i in invalid if not (isinstance(i[1], str) and i[1] in stored)]
         duplicates += len(invalid) - len(problems)
         if problems:
             raise InvalidEvents(
@@ -185,9 +188,19 @@ def record_usage_events(
                 unknown_fields=any(unknown for *_, unknown in problems),
             )
 
+    _check_batch_totals(new)
     with transaction.atomic():
         inserted = store_events(product=product, events=new, now=now)
     return {"accepted": len(inserted), "duplicates": duplicates + len(new) - len(inserted)}
+
+
+def _check_batch_totals(events: list[NewEvent]) -> None:
+    """A batch's total cost per org stays below the stored range (checked before any write)."""
+    totals: dict[int, Decimal] = {}
+    for event in events:
+        totals[event.org_id] = totals.get(event.org_id, Decimal(0)) + event.cost
+        if totals[event.org_id] >= CREDIT_LIMIT:
+            raise InvalidEvents.batch_total(CostOutOfBounds.message)
 
 
 def store_events(

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from billing.exceptions import HoldNotActive, IdempotencyConflict
 from billing.models import Hold, HoldState
-from billing.pricing import cost_of
+from billing.pricing import bounded_cost
 from billing.selectors import price_book
 from billing.services.holds import get_product_hold
 from orgs.models import Product
@@ -57,7 +57,7 @@ def commit_hold(
             metric=metric,
             price_id=price.price_id,
             quantity=quantity,
-            cost=cost_of(quantity, price.credits_per_unit),
+            cost=bounded_cost(quantity, price.credits_per_unit),
             occurred_at=now,
             user_id=hold.user_id,
             properties={"hold_id": hold.public_id},
