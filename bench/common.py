@@ -22,7 +22,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the benches use the test suite's Stripe stand-in
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
 SERVER = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres").rsplit("/", 1)[0]
-TEMPLATE, DATABASE = "billing_bench_template", "billing_bench"
+# BENCH_DATABASE names the database (and `<name>_template`), so two checkouts can bench at once.
+DATABASE = os.environ.get("BENCH_DATABASE", "billing_bench")
+TEMPLATE = f"{DATABASE}_template"
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/12")
 
 ENV = {
@@ -73,14 +75,14 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def gunicorn(workers: int = 2):
-    """The service as production runs it: gunicorn, sync workers."""
+def gunicorn(workers: int = 2, env: dict[str, str] | None = None):
+    """The service as production runs it: gunicorn, sync workers (`env` adds to its environment)."""
     port = free_port()
     process = subprocess.Popen(
         [str(ROOT / ".venv" / "bin" / "gunicorn"), "-w", str(workers), "-b", f"127.0.0.1:{port}",
          "--log-level", "warning", "billingsite.wsgi"],
         cwd=ROOT,
-        env=ENV,
+        env={**ENV, **(env or {})},
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     for _ in range(100):

@@ -10,6 +10,7 @@ import dj_database_url
 import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 
+from core.api.ratelimit_rules import DEFAULT_LIMITS, parse_limits
 from core.env import env_bool, env_decimal, env_hour_instant, env_list, env_str
 
 # Lets the admin's classes take type arguments at run time (`ModelAdmin[Organization]`), as the
@@ -164,12 +165,20 @@ if STRIPE_LIVE_MODE:
 # The API contract: a body over 1 MiB is 413 payload_too_large.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 
+# Rate limits per API key and endpoint class (core/api/ratelimits.py; docs/OPERATING.md).
+API_RATE_LIMITS = env_str("API_RATE_LIMITS", DEFAULT_LIMITS)
+try:
+    parse_limits(API_RATE_LIMITS)
+except ValueError as error:
+    raise ImproperlyConfigured(str(error)) from None
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["orgs.api.auth.ProductAPIKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": ["core.api.parsing.DecimalJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "core.api.errors.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["core.api.ratelimits.ApiKeyRateThrottle"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
     "COERCE_DECIMAL_TO_STRING": True,

@@ -15,6 +15,7 @@ from billing.pricing import bounded_cost
 from billing.selectors import balances, key_and_entitlement_state
 from billing.services.holds import release_hold, reserve_credits
 from core.api.parsing import EmptyBody, integer, parse_body, read_object, schema_for, text
+from core.api.ratelimits import enforce
 from core.api.schema import errors
 from core.errors import ServiceError
 from orgs.api.auth import KEYWORD, authenticate_key, presented_key, verified_product
@@ -108,6 +109,7 @@ class EntitlementCheckView(APIView):
             prefix=presented.prefix, org_id=data["org_id"], user_id=data["user_id"], metric=data["metric"]
         )
         state = state_for(verified_product(presented, api_key))
+        enforce(presented.prefix, "check")
         decision = decide(
             state, quantity=data["quantity"], cost=bounded_cost(data["quantity"], state.credits_per_unit)
         )
@@ -124,6 +126,7 @@ class ReservationSerializer(serializers.Serializer):
 
 
 class EntitlementReserveView(APIView):
+    rate_limit_class = "check"
     ReserveSerializer = schema_for("EntitlementReserveRequest", RESERVE_FIELDS)
 
     @extend_schema(

@@ -1,6 +1,7 @@
 """One exception handler: every failure leaves the API as `{"error": {code, message, details}}`."""
 
 import logging
+import math
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
@@ -49,6 +50,17 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         )
         return Response(
             error_body("unauthenticated", message), status=401, headers={"WWW-Authenticate": "Api-Key"}
+        )
+    if isinstance(exc, exceptions.Throttled):
+        wait = math.ceil(getattr(exc, "wait", None) or 1)
+        return Response(
+            error_body(
+                "rate_limited",
+                f"Too many requests for this API key; retry in {wait} s.",
+                {"retry_after": wait},
+            ),
+            status=429,
+            headers={"Retry-After": str(wait)},
         )
     if isinstance(exc, exceptions.APIException):
         return Response(error_body(exc.default_code, str(exc.detail)), status=exc.status_code)
