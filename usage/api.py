@@ -47,6 +47,12 @@ class IngestResultSerializer(serializers.Serializer):
 class UsageEventsView(APIView):
     @extend_schema(
         operation_id="usage_events_record",
+        summary="Record usage events",
+        description=(
+            "Records 1 to 1000 usage events and debits their cost. Idempotent per `event_id`: a known one"
+            " is counted as a duplicate, never charged twice. All or nothing: if any new event is "
+            "invalid, nothing is stored and `details.events` lists them by index."
+        ),
         request=EventBatchSerializer,
         responses={
             202: IngestResultSerializer,
@@ -109,14 +115,25 @@ class UsageSummaryView(APIView):
     class DailyRowSerializer(SummaryRowSerializer):
         date = serializers.DateField()
 
-    class SummarySerializer(serializers.Serializer):
-        start = serializers.DateTimeField()
-        to = serializers.DateTimeField()
-        totals = serializers.ListField()
-        daily = serializers.ListField()
+    # `from` is a Python keyword: the answer's serializer is built with type().
+    SummarySerializer = type(
+        "UsageSummarySerializer",
+        (serializers.Serializer,),
+        {
+            "from": serializers.DateTimeField(help_text="The start used (inclusive)."),
+            "to": serializers.DateTimeField(help_text="The end used (exclusive)."),
+            "totals": SummaryRowSerializer(many=True),
+            "daily": DailyRowSerializer(many=True),
+        },
+    )
 
     @extend_schema(
         operation_id="usage_summary",
+        summary="Read an org's usage",
+        description=(
+            "Totals and daily rows per metric between `from` (inclusive) and `to` (exclusive), at most "
+            "366 days apart, for the calling product."
+        ),
         parameters=[
             OpenApiParameter(
                 "from", str, description="Start (date or instant, inclusive); default 30 days ago."
@@ -168,6 +185,12 @@ class HoldCommitView(APIView):
 
     @extend_schema(
         operation_id="holds_commit",
+        summary="Commit a hold",
+        description=(
+            "Records the hold's usage (its quantity unless another is given) as a usage event with "
+            "`event_id`, and ends the hold. Committing again with the same `event_id` answers the same "
+            "result."
+        ),
         request=CommitSerializer,
         responses={
             200: CommitResultSerializer,

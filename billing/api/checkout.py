@@ -35,6 +35,11 @@ class CheckoutSessionView(APIView):
 
     @extend_schema(
         operation_id="checkout_sessions_create",
+        summary="Start a Stripe Checkout",
+        description=(
+            "Opens a Stripe Checkout session for a paid plan; the user (an owner or admin of the org) is "
+            "sent to its `url`. The plan changes when Stripe confirms the payment."
+        ),
         request=CreateCheckoutSerializer,
         responses={
             201: CheckoutCreatedSerializer,

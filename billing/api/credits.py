@@ -42,7 +42,12 @@ class CreditsSerializer(serializers.Serializer):
 
 class CreditsView(APIView):
     @extend_schema(
-        operation_id="credits_retrieve", responses={200: CreditsSerializer, **errors("404:org_not_found")}
+        operation_id="credits_retrieve",
+        summary="Read an org's credits",
+        description=(
+            "The posted balance, the available balance (minus active holds), live grants and active holds."
+        ),
+        responses={200: CreditsSerializer, **errors("404:org_not_found")},
     )
     def get(self, request, org_id):
         org = get_live_org(org_id)
@@ -80,6 +85,11 @@ class CreditGrantView(APIView):
 
     @extend_schema(
         operation_id="credits_grant",
+        summary="Grant credits",
+        description=(
+            "Adds credits to the org's balance (a top-up or a goodwill grant), up to the product's grant "
+            "limit. Idempotent on `idempotency_key`."
+        ),
         request=CreateGrantSerializer,
         responses={
             200: GrantSerializer,
@@ -116,7 +126,12 @@ class CreditPolicySerializer(serializers.Serializer):
 
 
 class CreditPolicyView(APIView):
-    @extend_schema(operation_id="credit_policy_retrieve", responses={200: CreditPolicySerializer, **errors()})
+    @extend_schema(
+        operation_id="credit_policy_retrieve",
+        summary="Read the credit policy",
+        description="The calling product's metrics with their prices in force, and the rounding rule.",
+        responses={200: CreditPolicySerializer, **errors()},
+    )
     def get(self, request):
         product = request.user
         return Response(

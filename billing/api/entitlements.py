@@ -87,6 +87,12 @@ class EntitlementCheckView(APIView):
 
     @extend_schema(
         operation_id="entitlements_check",
+        summary="May this user do this now?",
+        description=(
+            "Decides from the org's membership, plan, payment status, suspension and available credits "
+            "whether `quantity` units of `metric` may be used now. Writes nothing. 200 when allowed; "
+            "402/403 with the same body and `error` when not."
+        ),
         auth=[{"ApiKey": []}],  # type: ignore[list-item]  # drf-spectacular's hint: names; it takes these
         request=CheckSerializer,
         responses={
@@ -131,6 +137,12 @@ class EntitlementReserveView(APIView):
 
     @extend_schema(
         operation_id="entitlements_reserve",
+        summary="Reserve credits for work about to run",
+        description=(
+            "Decides like the check and, when allowed, holds the cost until the hold is committed, "
+            "released or expires (`ttl_seconds`). Idempotent on `idempotency_key`: the same key and body "
+            "answer the same hold (200), another body is `409 idempotency_conflict`."
+        ),
         request=ReserveSerializer,
         responses={
             200: ReservationSerializer,
@@ -167,6 +179,11 @@ class HoldStateSerializer(serializers.Serializer):
 class HoldReleaseView(APIView):
     @extend_schema(
         operation_id="holds_release",
+        summary="Release a hold",
+        description=(
+            "Gives a hold's credits back without recording usage. Releasing a released hold is harmless; "
+            "a committed one is `409 hold_not_active`. Takes `{}` or no body."
+        ),
         request=EmptyBody,
         responses={
             200: HoldStateSerializer,

@@ -43,6 +43,8 @@ class OrganizationCreateView(APIView):
 
     @extend_schema(
         operation_id="orgs_create",
+        summary="Create an organization",
+        description="Creates the org with its owner and a billing account on the default plan.",
         request=CreateOrganizationSerializer,
         responses={
             201: OrganizationSerializer,
@@ -58,6 +60,8 @@ class OrganizationCreateView(APIView):
 class OrganizationDetailView(APIView):
     @extend_schema(
         operation_id="orgs_retrieve",
+        summary="Read an organization",
+        description="The org's name, owner, plan and payment status. A deleted org is `404 org_not_found`.",
         responses={200: OrganizationSerializer, **errors("404:org_not_found")},
     )
     def get(self, request, org_id):

@@ -1,6 +1,6 @@
 """Members and invitations (the product API: Members). Views translate HTTP and call one service."""
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
@@ -50,6 +50,12 @@ class MemberUpsertView(APIView):
 
     @extend_schema(
         operation_id="members_upsert",
+        summary="Add or update a member",
+        description=(
+            "Adds the user to the org with the role, or changes the role of a member. Needs a free seat "
+            "for a new member (`403 seat_limit_reached`); an org keeps an owner (`409 last_owner`). "
+            "Calling it again with the same body changes nothing."
+        ),
         request=UpsertMemberSerializer,
         responses={
             200: MembershipWriteSerializer,
@@ -77,10 +83,25 @@ class MemberPagination(CursorPagination):
     max_page_size = 1000
 
 
+class MembersPageSerializer(serializers.Serializer):
+    next = serializers.URLField(allow_null=True, help_text="The next page's URL, or null on the last page.")
+    previous = serializers.URLField(allow_null=True, help_text="The previous page's URL, or null.")
+    results = MembershipSerializer(many=True)
+
+
 class MemberListView(APIView):
     @extend_schema(
         operation_id="members_list",
-        responses={200: MembershipSerializer(many=True), **errors("404:org_not_found")},
+        summary="List an org's members",
+        description=(
+            "The org's members, oldest first, a page at a time (`{next, previous, results}`; follow "
+            "`next` until it is null). `page_size` 1 to 1000, default 100."
+        ),
+        parameters=[
+            OpenApiParameter("cursor", str, description="The page to read: taken from `next` or `previous`."),
+            OpenApiParameter("page_size", int, description="Members per page, 1 to 1000 (default 100)."),
+        ],
+        responses={200: MembersPageSerializer, **errors("404:org_not_found", "404:not_found")},
     )
     def get(self, request, org_id):
         org = get_live_org(org_id)
@@ -92,6 +113,10 @@ class MemberListView(APIView):
 class MemberDetailView(APIView):
     @extend_schema(
         operation_id="members_retrieve",
+        summary="Read one member",
+        description=(
+            "The member's role and when they joined; a user who is not a member is `404 not_a_member`."
+        ),
         responses={200: MembershipSerializer, **errors("404:org_not_found", "404:not_a_member")},
     )
     def get(self, request, org_id, user_id):
@@ -100,6 +125,11 @@ class MemberDetailView(APIView):
 
     @extend_schema(
         operation_id="members_remove",
+        summary="Remove a member",
+        description=(
+            "Removes the user from the org; the last owner cannot be removed (`409 last_owner`). Removing"
+            " someone who is not a member is `404 not_a_member`."
+        ),
         responses={204: None, **errors("404:org_not_found", "404:not_a_member", "409:last_owner")},
     )
     def delete(self, request, org_id, user_id):
@@ -122,6 +152,11 @@ class InvitationCreateView(APIView):
 
     @extend_schema(
         operation_id="invitations_create",
+        summary="Invite someone by email",
+        description=(
+            "Sends an invitation email to join the org with the role. A pending invitation takes a seat "
+            "until it is accepted or expires."
+        ),
         request=CreateInvitationSerializer,
         responses={
             201: InvitationCreatedSerializer,
@@ -154,6 +189,11 @@ class InvitationAcceptView(APIView):
 
     @extend_schema(
         operation_id="invitations_accept",
+        summary="Accept an invitation",
+        description=(
+            "The invited user joins the org with the invited role, in one step; the token comes from the "
+            "invitation email. Accepting twice with the same user answers the same membership."
+        ),
         request=AcceptInvitationSerializer,
         responses={
             200: MembershipWriteSerializer,
@@ -182,6 +222,13 @@ class PingView(APIView):
     class PingSerializer(serializers.Serializer):
         product = serializers.CharField()
 
-    @extend_schema(operation_id="ping", responses={200: PingSerializer, **errors()})
+    @extend_schema(
+        operation_id="ping",
+        summary="Check the API key",
+        description=(
+            "Answers which product the key belongs to: the cheapest authenticated call, for health checks."
+        ),
+        responses={200: PingSerializer, **errors()},
+    )
     def get(self, request):
         return Response({"product": request.user.slug})
