@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiResponse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
 
 
@@ -14,6 +14,19 @@ class ErrorDetailSerializer(serializers.Serializer[Any]):
 
 class ErrorSerializer(serializers.Serializer[Any]):
     error = ErrorDetailSerializer()
+
+
+def page_of(name: str, item: type[serializers.Serializer[Any]]) -> type[serializers.Serializer[Any]]:
+    """A cursor page's schema: `{next, previous, results}` (follow `next` until it is null)."""
+    attrs = {
+        "next": serializers.URLField(allow_null=True, help_text="The next page's URL; null on the last."),
+        "previous": serializers.URLField(allow_null=True, help_text="The previous page's URL, or null."),
+        "results": item(many=True),
+    }
+    return type(name, (serializers.Serializer,), attrs)
+
+
+CURSOR = OpenApiParameter("cursor", str, description="The page to read, taken from `next` or `previous`.")
 
 
 def errors(*codes: str) -> dict[int, OpenApiResponse]:

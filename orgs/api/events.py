@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api.parsing import EmptyBody, StrictSerializer, WebURLField, parse_body
-from core.api.schema import errors
+from core.api.schema import CURSOR, errors, page_of
 from core.errors import InvalidRequest
 from orgs.models import EventDelivery, EventEndpoint, EventType
 from orgs.selectors import product_deliveries, product_endpoints
@@ -227,10 +227,11 @@ class DeliveryListView(APIView):
         parameters=[
             OpenApiParameter("endpoint_id", str, description="An endpoint of this product (`ep_…`)."),
             OpenApiParameter("event_type", str, enum=EventType.values),
+            CURSOR,
         ],
         responses={
-            200: DeliverySerializer(many=True),
-            **errors("400:invalid_request", "404:endpoint_not_found"),
+            200: page_of("DeliveriesPage", DeliverySerializer),
+            **errors("400:invalid_request", "404:endpoint_not_found", "404:not_found"),
         },
         examples=[
             OpenApiExample(

@@ -7,7 +7,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api.parsing import StrictSerializer, UserIdField, parse_body
-from core.api.schema import errors
+from core.api.schema import CURSOR, errors, page_of
 from orgs.models import Membership, Role
 from orgs.selectors import get_live_org, get_membership, list_memberships
 from orgs.services.audit import Actor
@@ -83,10 +83,7 @@ class MemberPagination(CursorPagination):
     max_page_size = 1000
 
 
-class MembersPageSerializer(serializers.Serializer):
-    next = serializers.URLField(allow_null=True, help_text="The next page's URL, or null on the last page.")
-    previous = serializers.URLField(allow_null=True, help_text="The previous page's URL, or null.")
-    results = MembershipSerializer(many=True)
+MembersPageSerializer = page_of("MembersPage", MembershipSerializer)
 
 
 class MemberListView(APIView):
@@ -98,7 +95,7 @@ class MemberListView(APIView):
             "`next` until it is null). `page_size` 1 to 1000, default 100."
         ),
         parameters=[
-            OpenApiParameter("cursor", str, description="The page to read: taken from `next` or `previous`."),
+            CURSOR,
             OpenApiParameter("page_size", int, description="Members per page, 1 to 1000 (default 100)."),
         ],
         responses={200: MembersPageSerializer, **errors("404:org_not_found", "404:not_found")},
