@@ -12,6 +12,7 @@ bin/demo_smoke.py), and stops whatever it started.
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -238,7 +239,19 @@ def main() -> None:
     say("all green")
 
 
+def stop_on_signals() -> None:
+    """SIGTERM (a CI runner cancelling) and SIGHUP (a closed terminal) end the run as Ctrl-C does:
+    the running step is killed and the servers and folders this run started are removed."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, stop)
+
+
 if __name__ == "__main__":
+    stop_on_signals()
     try:
         main()
     finally:
