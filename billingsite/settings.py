@@ -9,7 +9,9 @@ from pathlib import Path
 import dj_database_url
 import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
+from billingsite.queues import MAINTENANCE, QUEUES, TASK_ROUTES
 from core.env import env_bool, env_decimal, env_hour_instant, env_list, env_str
 
 # Lets the admin's classes take type arguments at run time (`ModelAdmin[Organization]`), as the
@@ -119,6 +121,16 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
+# Every task has its queue (billingsite/queues.py); a worker without -Q consumes all of them.
+CELERY_TASK_QUEUES = [Queue(name, routing_key=name) for name in QUEUES]
+CELERY_TASK_DEFAULT_QUEUE = MAINTENANCE
+CELERY_TASK_ROUTES = TASK_ROUTES
+# Beat runs once however many are started: celery-redbeat keeps the schedule in Redis under a lock
+# that a second beat waits for (it takes over within REDBEAT_LOCK_TIMEOUT if the first dies).
+if REDIS_URL is not None:
+    CELERY_BEAT_SCHEDULER = "redbeat.RedBeatScheduler"
+    CELERY_REDBEAT_REDIS_URL = REDIS_URL
+    CELERY_REDBEAT_LOCK_TIMEOUT = 60
 
 # --- Stripe and dj-stripe (docs/NOTES.md) ----------------------------------------------------
 
