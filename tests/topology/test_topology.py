@@ -71,16 +71,20 @@ class Client:
         self.failovers = 0
 
     def send(self, method: str, path: str, body: object = None, headers: dict | None = None):
+        """(the response, how many webs failed before it); a request no web takes is retried."""
         payload = body if isinstance(body, str) or body is None else json.dumps(body)
-        for attempt in range(20):
-            port = self.ports[next(self.turn) % len(self.ports)]
+        first = next(self.turn)
+        for attempt in range(40):
+            port = self.ports[(first + attempt) % len(self.ports)]
             try:
-                return self.http.request(
+                response = self.http.request(
                     method, f"http://127.0.0.1:{port}{path}", body=payload, headers=headers or self.headers
-                ), attempt
+                )
             except urllib3.exceptions.HTTPError:
                 self.failovers += 1
-                time.sleep(0.05)
+                time.sleep(0.05 * (attempt // len(self.ports)))
+            else:
+                return response, attempt
         raise AssertionError(f"no web answered {method} {path}")
 
 
@@ -98,6 +102,12 @@ class Traffic:
     def occurred_at(self) -> str:  # an hour of traffic in a minute
         elapsed = (time.monotonic() - self.start) * 3600 / TRAFFIC_SECONDS
         return (self.hour_start + timedelta(seconds=min(elapsed, 3599))).isoformat()
+
+    def guarded(self, work) -> None:
+        try:
+            work()
+        except Exception as error:  # the test fails on it, with the reason
+            self.errors.append(f"{work.__name__}: {error!r}")
 
     def ingest(self) -> None:
         for number in itertools.count():
@@ -225,7 +235,9 @@ def test_the_topology_loses_nothing_and_counts_nothing_twice(
 
 def drive(topology, client, orgs, stripe_events, webhook_path, stripe_standin) -> Traffic:
     traffic = Traffic(client, orgs, time.monotonic())
-    threads = [threading.Thread(target=traffic.ingest), threading.Thread(target=traffic.check)]
+    threads = [
+        threading.Thread(target=traffic.guarded, args=(work,)) for work in (traffic.ingest, traffic.check)
+    ]
     for thread in threads:
         thread.start()
     try:
@@ -264,7 +276,8 @@ def drive(topology, client, orgs, stripe_events, webhook_path, stripe_standin) -
     finally:
         traffic.stop.set()
         for thread in threads:
-            thread.join(timeout=60)
+            thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads), "the traffic did not stop"
     return traffic
 
 
