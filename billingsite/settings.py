@@ -145,10 +145,9 @@ CELERY_TASK_DEFAULT_QUEUE = MAINTENANCE
 CELERY_TASK_ROUTES = TASK_ROUTES
 # Beat runs once however many are started: celery-redbeat keeps the schedule in Redis under a lock
 # that a second beat waits for (it takes over within REDBEAT_LOCK_TIMEOUT if the first dies).
+# (Its own settings are set on the Celery app: billingsite/celery.py.)
 if REDIS_URL is not None:
     CELERY_BEAT_SCHEDULER = "redbeat.RedBeatScheduler"
-    CELERY_REDBEAT_REDIS_URL = REDIS_URL
-    CELERY_REDBEAT_LOCK_TIMEOUT = 60
 
 # --- Stripe and dj-stripe (docs/NOTES.md) ----------------------------------------------------
 

@@ -85,3 +85,47 @@ def test_a_stripe_backlog_does_not_delay_the_rollup(monkeypatch, tmp_path):
     # The rollup ran at once, the Stripe backlog untouched behind it.
     assert left == backlog
     assert waited < 30, log.read_text()
+
+
+def test_a_second_beat_waits_for_the_first_ones_lock(tmp_path):
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "REDIS_URL": settings.REDIS_URL,
+        "PYTHONUNBUFFERED": "1",
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "billingsite",
+        "beat",
+        "--loglevel",
+        "debug",
+        "--pidfile=",
+    ]
+    logs = [tmp_path / "beat1.log", tmp_path / "beat2.log"]
+    beats = []
+
+    def wait_for(log, text: str) -> None:
+        deadline = time.monotonic() + 60
+        while text not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+
+    try:
+        for log, awaited in zip(logs, ["Acquired lock", "Acquiring lock"], strict=True):
+            beats.append(
+                subprocess.Popen(
+                    command, cwd=settings.BASE_DIR, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT
+                )
+            )
+            wait_for(log, awaited)
+        time.sleep(3)  # the second one keeps waiting while the first holds the lock
+    finally:
+        for beat in beats:
+            beat.terminate()
+            beat.wait(timeout=30)
+    assert "Acquired lock" not in logs[1].read_text()
+    assert "falling back to broker_url" not in logs[0].read_text()
