@@ -5,8 +5,12 @@ ports; else throwaway servers in a temporary directory (installed from Debian's 
 when missing and running as root). It says which it used, then runs `makemigrations --check`,
 `ruff check`, `lint-imports` (the import directions in pyproject.toml), `mypy` (the types; its
 cache is in .venv) and pytest (with the arguments given; with none, the whole suite and then its
-calendar tests again at four awkward instants, then the demo's smoke run on SQLite:
-bin/demo_smoke.py), and stops whatever it started.
+calendar tests again at four awkward instants, the replica and topology tests, then the demo's
+smoke run on SQLite: bin/demo_smoke.py), and stops whatever it started.
+
+tests/topology (run alone after the suite, or when named in the arguments) gets a streaming
+replica of the test server (bin/pg_replica.py: pg_basebackup -R on a free port) through
+DATABASE_REPLICA_URL; when none can be made it says why and those tests are skipped.
 """
 
 import glob
