@@ -10,6 +10,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "billingsite.settings")
 app = Celery("billingsite")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.beat_schedule = beat_schedule()
+# celery-redbeat (the beat scheduler with Redis, settings.py) reads its settings unprefixed: the
+# schedule and the single-beat lock in the broker's Redis; a second beat takes over within a
+# minute of the first one dying.
+app.conf.redbeat_redis_url = app.conf.broker_url
+app.conf.redbeat_lock_timeout = 60
 # Celery's Django fixup closes the database connection before and after every task unless told to
 # reuse it: a new PostgreSQL connection (and its prepared statements) for every task, ~20 ms each
 # on this kind of machine (bench/events: 40 deliveries/s with it). Reuse connections the way a web

@@ -9,7 +9,9 @@ from pathlib import Path
 import dj_database_url
 import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
+from billingsite.queues import MAINTENANCE, QUEUES, TASK_ROUTES
 from core.api.ratelimit_rules import DEFAULT_LIMITS, parse_limits
 from core.env import env_bool, env_decimal, env_hour_instant, env_list, env_str
 
@@ -62,6 +64,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "core.middleware.StaffHistoryMiddleware",
+    "core.replicas.ReplicaChangelistMiddleware",
 ]
 
 ROOT_URLCONF = "billingsite.urls"
@@ -100,6 +103,23 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # transaction mode.
     DATABASES["default"].setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=2)
     DATABASES["default"].setdefault("TEST", {})["NAME"] = env_str("TEST_DATABASE_NAME")
+# A streaming replica, optional: the admin's list pages, the usage summary and the parity check read
+# from it while it is within DATABASE_REPLICA_MAX_LAG seconds (core/replicas.py); all else is primary.
+DATABASE_REPLICA_URL = env_str("DATABASE_REPLICA_URL")
+DATABASE_REPLICA_MAX_LAG = float(env_decimal("DATABASE_REPLICA_MAX_LAG", default="10"))
+if DATABASE_REPLICA_URL is not None:
+    try:
+        DATABASES["replica"] = dj_database_url.parse(
+            DATABASE_REPLICA_URL, conn_max_age=60, conn_health_checks=True
+        )
+    except ValueError as error:
+        raise ImproperlyConfigured(f"DATABASE_REPLICA_URL is not a database URL: {error}") from None
+    if DATABASES["replica"]["ENGINE"] != DATABASES["default"]["ENGINE"]:
+        raise ImproperlyConfigured("DATABASE_REPLICA_URL must be a replica of DATABASE_URL (same engine).")
+    DATABASES["replica"].setdefault("OPTIONS", {}).update(DATABASES["default"].get("OPTIONS", {}))
+    # In tests the replica streams the test database pytest-django creates on the primary.
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+DATABASE_ROUTERS = ["core.replicas.ReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis and Celery -----------------------------------------------------------------------
@@ -121,6 +141,15 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
+# Every task has its queue (billingsite/queues.py); a worker without -Q consumes all of them.
+CELERY_TASK_QUEUES = [Queue(name, routing_key=name) for name in QUEUES]
+CELERY_TASK_DEFAULT_QUEUE = MAINTENANCE
+CELERY_TASK_ROUTES = TASK_ROUTES
+# Beat runs once however many are started: celery-redbeat keeps the schedule in Redis under a lock
+# that a second beat waits for (it takes over within REDBEAT_LOCK_TIMEOUT if the first dies).
+# (Its own settings are set on the Celery app: billingsite/celery.py.)
+if REDIS_URL is not None:
+    CELERY_BEAT_SCHEDULER = "redbeat.RedBeatScheduler"
 
 # --- Stripe and dj-stripe (docs/NOTES.md) ----------------------------------------------------
 

@@ -5,8 +5,12 @@ ports; else throwaway servers in a temporary directory (installed from Debian's 
 when missing and running as root). It says which it used, then runs `makemigrations --check`,
 `ruff check`, `lint-imports` (the import directions in pyproject.toml), `mypy` (the types; its
 cache is in .venv) and pytest (with the arguments given; with none, the whole suite and then its
-calendar tests again at four awkward instants, then the demo's smoke run on SQLite:
-bin/demo_smoke.py), and stops whatever it started.
+calendar tests again at four awkward instants, the replica and topology tests, then the demo's
+smoke run on SQLite: bin/demo_smoke.py), and stops whatever it started.
+
+tests/topology (run alone after the suite, or when named in the arguments) gets a streaming
+replica of the test server (bin/pg_replica.py: pg_basebackup -R on a free port) through
+DATABASE_REPLICA_URL; when none can be made it says why and those tests are skipped.
 """
 
 import glob
@@ -22,6 +26,7 @@ from pathlib import Path
 
 import psycopg
 import redis
+from pg_replica import start_replica
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = ROOT / ".venv" / "bin"
@@ -191,6 +196,20 @@ def find_redis() -> str:
     return start_redis()
 
 
+TOPOLOGY = "tests/topology"
+
+
+def with_replica(env: dict) -> dict:
+    """The environment with DATABASE_REPLICA_URL: a streaming replica started for this run."""
+    made = start_replica(env["DATABASE_URL"], say)
+    if isinstance(made, str):
+        say(f"no streaming replica: {made}; the replica and topology tests will be skipped")
+        return env
+    url, stop = made
+    cleanups.append(stop)
+    return {**env, "DATABASE_REPLICA_URL": url}
+
+
 def run(step: str, command: list[str], env: dict) -> None:
     say(step)
     result = subprocess.run(command, cwd=ROOT, env=env, check=False)
@@ -223,10 +242,19 @@ def main() -> None:
     run("lint (ruff)", [str(VENV_BIN / "ruff"), "check", "--quiet", "."], env)
     run("import directions (import-linter)", [str(VENV_BIN / "lint-imports"), "--no-cache"], env)
     run("types (mypy)", [str(VENV_BIN / "mypy")], env)
-    if sys.argv[1:]:  # a developer's selection: just that
+    if sys.argv[1:]:  # a developer's selection: just that (with a replica if it takes tests/topology)
+        if any(arg.startswith(TOPOLOGY) for arg in sys.argv[1:]):
+            env = with_replica(env)
         run("test suite (pytest)", [*pytest, *sys.argv[1:]], env)
     else:  # the whole suite on a fresh database (kept for the calendar runs), then the calendar runs
-        run("test suite (pytest)", [*pytest, "--create-db", "--reuse-db"], env)
+        run("test suite (pytest)", [*pytest, "--create-db", "--reuse-db", "--ignore", TOPOLOGY], env)
+        # The production topology on this machine (about two minutes more): a streaming replica of
+        # the test database, every process of the Procfile, traffic, a web and a worker killed.
+        run(
+            "replica and topology tests (tests/topology)",
+            [*pytest, "--reuse-db", TOPOLOGY],
+            with_replica(env),
+        )
         for instant in CALENDAR_INSTANTS:
             run(
                 f"calendar tests with the clock at {instant}",

@@ -15,6 +15,7 @@ from core.api.parsing import PayloadTooLarge, StrictSerializer, UnknownField, pa
 from core.api.schema import errors
 from core.errors import InvalidRequest
 from core.instants import parse_instant
+from core.replicas import replica_reads
 from orgs.selectors import get_live_org
 from usage.selectors import usage_summary
 from usage.services.events import record_usage_events
@@ -158,9 +159,10 @@ class UsageSummaryView(APIView):
             raise InvalidRequest(
                 details={"fields": {"from": ["`from` is before `to`, at most 366 days apart."]}}
             )
-        summary = usage_summary(
-            org=org, product=request.user, start=start, end=end, metric=request.query_params.get("metric")
-        )
+        with replica_reads():  # a report: the streaming replica's copy will do (core/replicas.py)
+            summary = usage_summary(
+                org=org, product=request.user, start=start, end=end, metric=request.query_params.get("metric")
+            )
         return Response(
             {
                 "from": start,
