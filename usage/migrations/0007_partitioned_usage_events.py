@@ -57,6 +57,7 @@ def partition_events(apps, schema_editor):
         "CREATE TABLE usage_usageevent (LIKE usage_usageevent_plain INCLUDING DEFAULTS, "
         "PRIMARY KEY (id, occurred_at)) PARTITION BY RANGE (occurred_at)"
     )
+    execute("ALTER TABLE usage_usageevent ALTER COLUMN id DROP DEFAULT")  # its own sequence below
     with schema_editor.connection.cursor() as cursor:
         cursor.execute("SELECT min(occurred_at), max(occurred_at) FROM usage_usageevent_plain")
         first, last = cursor.fetchone()

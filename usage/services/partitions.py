@@ -74,14 +74,14 @@ def _create_month(cursor: CursorWrapper, month: Month) -> int:
     strays = f"DELETE FROM {DEFAULT} WHERE occurred_at >= %s AND occurred_at < %s RETURNING *"  # noqa: S608
     cursor.execute(f"WITH moved AS ({strays}) INSERT INTO {month.table} SELECT * FROM moved", bounds)  # noqa: S608
     moved: int = cursor.rowcount
-    # A CHECK matching the bounds lets ATTACH skip scanning the new table.
+    # DDL takes no parameters: the bounds are literals of our own instants. A CHECK matching them
+    # lets ATTACH skip scanning the new table.
+    low, high = (f"'{bound.isoformat()}'::timestamptz" for bound in bounds)
     cursor.execute(
         f"ALTER TABLE {month.table} ADD CONSTRAINT {month.table}_bounds "
-        "CHECK (occurred_at >= %s AND occurred_at < %s)",
-        bounds,
+        f"CHECK (occurred_at >= {low} AND occurred_at < {high})"
     )
-    attach = f"ALTER TABLE {PARENT} ATTACH PARTITION {month.table}"
-    cursor.execute(attach + " FOR VALUES FROM (%s) TO (%s)", bounds)
+    cursor.execute(f"ALTER TABLE {PARENT} ATTACH PARTITION {month.table} FOR VALUES FROM ({low}) TO ({high})")
     cursor.execute(f"ALTER TABLE {month.table} DROP CONSTRAINT {month.table}_bounds")
     return moved
 
