@@ -29,6 +29,10 @@ JOBS: dict[str, Job] = {
     # Hourly, after the rollups: each report carries the whole credits accrued since the last one.
     "report_meter_usage": Job("usage.tasks.report_meter_usage", crontab(minute=10)),
     "check_meter_parity": Job("usage.tasks.check_meter_parity", crontab(minute=50, hour=4)),
+    # Daily: next months' event partitions made ahead (PostgreSQL; nothing on the embedded default).
+    "create_usage_partitions": Job("usage.tasks.create_usage_partitions", crontab(minute=30, hour=2)),
+    # Daily, after parity: months past USAGE_EVENT_RETENTION_MONTHS exported, checksummed, dropped.
+    "archive_usage_partitions": Job("usage.tasks.archive_usage_partitions", crontab(minute=30, hour=5)),
 }
 
 

@@ -31,6 +31,8 @@ TASK_QUEUES: dict[str, str] = {
     "billing.tasks.check_ledger_consistency": MAINTENANCE,
     "billing.tasks.reconcile_suspensions": MAINTENANCE,
     "orgs.tasks.expire_invitations": MAINTENANCE,
+    "usage.tasks.create_usage_partitions": MAINTENANCE,
+    "usage.tasks.archive_usage_partitions": MAINTENANCE,
 }
 
 TASK_ROUTES: dict[str, dict[str, str]] = {task: {"queue": queue} for task, queue in TASK_QUEUES.items()}

@@ -13,7 +13,7 @@ from kombu import Queue
 
 from billingsite.queues import MAINTENANCE, QUEUES, TASK_ROUTES
 from core.api.ratelimit_rules import DEFAULT_LIMITS, parse_limits
-from core.env import env_bool, env_decimal, env_hour_instant, env_list, env_str
+from core.env import env_bool, env_decimal, env_hour_instant, env_int, env_list, env_str
 
 # Lets the admin's classes take type arguments at run time (`ModelAdmin[Organization]`), as the
 # type checker reads them (django-stubs).
@@ -176,6 +176,11 @@ DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
 BILLING_SHADOW_MODE = env_bool("BILLING_SHADOW_MODE", default=True)
 BILLING_BILL_FROM = env_hour_instant("BILLING_BILL_FROM")
 SUPPORT_CREDIT_GRANT_LIMIT = env_decimal("SUPPORT_CREDIT_GRANT_LIMIT", default="1000")
+
+# Usage history (PostgreSQL): monthly partitions made ahead; raw events archived past retention.
+USAGE_PARTITION_MONTHS_AHEAD = env_int("USAGE_PARTITION_MONTHS_AHEAD", default=3, minimum=1)
+USAGE_EVENT_RETENTION_MONTHS = env_int("USAGE_EVENT_RETENTION_MONTHS", default=13, minimum=2)
+USAGE_ARCHIVE_DIR = Path(env_str("USAGE_ARCHIVE_DIR", str(VAR_DIR / "usage-archive")))
 
 # --- The start-up guard for live mode --------------------------------------------------------
 

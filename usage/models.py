@@ -8,9 +8,10 @@ class UsageEvent(models.Model):
     """One unit of work a product reported. Its cost is computed once and stored; every total is a
     sum of stored costs."""
 
-    # No index of its own: the unique (product, event_id) index serves every lookup by product.
+    # No index of its own: lookups go through (org, product, occurred_at) or the event's key.
     product = models.ForeignKey(Product, on_delete=models.PROTECT, db_index=False)
-    # The product's idempotency key: unique per product.
+    # The product's idempotency key: unique per product through UsageEventKey (a partitioned table
+    # has no unique index that leaves out its partition key).
     event_id = models.CharField(max_length=128)
     # Indexed through (org, product, occurred_at) below.
     org = models.ForeignKey(
@@ -33,9 +34,6 @@ class UsageEvent(models.Model):
 
     class Meta:
         ordering = ["-id"]
-        constraints = [
-            models.UniqueConstraint(fields=["product", "event_id"], name="usage_event_product_event_unique"),
-        ]
         indexes = [models.Index(fields=["org", "product", "occurred_at"], name="usage_event_org_time_idx")]
 
     def __str__(self):
@@ -44,6 +42,28 @@ class UsageEvent(models.Model):
     # On PostgreSQL the table also has `ingest_txid` (bigint, DEFAULT the inserting transaction's
     # id, BRIN-indexed), maintained by the database alone: the rollup reads new events by it
     # (usage/services/rollup.py). It is not a model field, so no Python code ever writes it.
+    #
+    # On PostgreSQL the table is partitioned by month on occurred_at (usage/partitions.py): its
+    # primary key is (id, occurred_at), `usage_usageevent_default` takes any event whose month has
+    # no partition yet, and months past retention are archived and dropped (usage/services/archive.py).
+    # Django sees `id` as the primary key: ids come from one sequence and stay unique.
+
+
+class UsageEventKey(models.Model):
+    """Every event_id a product ever stored, kept forever (an archived event's key stays): the
+    duplicate check. Inserted with its event in one statement (usage/services/events.py)."""
+
+    # Plain ids, no foreign keys: a constraint check per row would slow the hot insert, and products
+    # and orgs are never deleted (PROTECT on the events).
+    pk = models.CompositePrimaryKey("product_id", "event_id")
+    product_id = models.BigIntegerField()
+    event_id = models.CharField(max_length=128)
+    # Where the event lives (it is found by (org, product, occurred_at)).
+    org_id = models.BigIntegerField()
+    occurred_at = models.DateTimeField()
+
+    def __str__(self):
+        return f"{self.product_id}:{self.event_id}"
 
 
 class UsageBucket(models.Model):
@@ -179,3 +199,48 @@ class MeterParity(models.Model):
         return (
             f"parity of {self.org_id} at {self.checked_at:%Y-%m-%d %H:%M}: {'drift' if self.drift else 'ok'}"
         )
+
+
+class UsageArchiveStatus(models.TextChoices):
+    DETACHED = "detached"  # out of the events, not yet exported and dropped (the next run finishes it)
+    ARCHIVED = "archived"  # exported with its checksum, then dropped
+
+
+class UsageArchive(models.Model):
+    """A month of raw usage events past retention: detached, exported to a CSV.gz file, dropped.
+
+    Its buckets, meter reports and ledger entries are kept; the usage summary answers whole hours
+    of the month from the buckets.
+    """
+
+    month = models.DateTimeField(unique=True, help_text="The first instant of the UTC month.")
+    table = models.CharField(max_length=64)
+    status = models.CharField(max_length=16, choices=UsageArchiveStatus.choices)
+    path = models.CharField(max_length=500, blank=True, help_text="The CSV.gz file, beside its .sha256.")
+    sha256 = models.CharField(max_length=64, blank=True)
+    rows = models.PositiveBigIntegerField(default=0)
+    detached_at = models.DateTimeField()
+    archived_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-month"]
+
+    def __str__(self):
+        return f"usage of {self.month:%Y-%m} ({self.status})"
+
+
+class ArchivedOverage(models.Model):
+    """The billable overage of an archived month's events per (org, product, hour), summed from
+    the events when they were exported: the events side of the parity check for that month."""
+
+    archive = models.ForeignKey(UsageArchive, on_delete=models.PROTECT, related_name="overages")
+    org_id = models.BigIntegerField()
+    product_id = models.BigIntegerField()
+    hour = models.DateTimeField()
+    billable_overage = models.DecimalField(max_digits=20, decimal_places=6)
+
+    class Meta:
+        indexes = [models.Index(fields=["org_id", "hour"], name="archived_overage_org_idx")]
+
+    def __str__(self):
+        return f"{self.org_id} {self.product_id} {self.hour:%Y-%m-%d %H}h"

@@ -12,15 +12,110 @@ from django.utils import timezone
 
 from billing.exceptions import UnprocessableEvent
 from billing.services.payments import org_for_customer
+from core.errors import InvalidRequest
+from core.instants import floor_hour
 from orgs.models import Organization, Product
-from usage.models import ROLLUP_CURSOR, RollupCursor, UsageEvent
+from usage.models import ROLLUP_CURSOR, RollupCursor, UsageArchive, UsageEvent
 from usage.txids import snapshot_xmax, writers
 
 
 def usage_summary(
     *, org: Organization, product: Product, start: datetime, end: datetime, metric: str | None = None
 ) -> dict[str, list[Mapping[str, Any]]]:
-    """Quantity and cost per metric over [start, end), in total and per UTC day: sums of stored costs."""
+    """Quantity and cost per metric over [start, end), in total and per UTC day: sums of stored costs.
+
+    On PostgreSQL whole hours come from the buckets (plus the events the rollup has not taken yet)
+    and only the partial hours at the edges from the events; the answer is the same as summing
+    the events. A partial hour of an archived month cannot be answered: InvalidRequest.
+    """
+    if connection.vendor != "postgresql":
+        return _summary_from_events(org=org, product=product, start=start, end=end, metric=metric)
+    first, last = ceil_hour(start), floor_hour(end)
+    edges = [(start, end)] if first >= last else [(start, first), (last, end)]
+    edges = [(low, high) for low, high in edges if low < high]
+    _refuse_archived_edges(edges)
+    whole = (first, last) if first < last else (start, start)  # an empty whole-hour range
+    bounds = [bound for edge in edges for bound in edge]
+    bounds += [start] * (4 - len(bounds))  # an empty edge
+    params = {
+        "org": org.pk,
+        "product": product.pk,
+        "metric": metric,
+        "first": whole[0],
+        "last": whole[1],
+        **dict(zip(("e1", "e2", "e3", "e4"), bounds, strict=True)),
+        "cursor": ROLLUP_CURSOR,
+    }
+    with connection.cursor() as cursor:
+        horizon = (
+            RollupCursor.objects.filter(name=ROLLUP_CURSOR).values_list("horizon", flat=True).first() or 0
+        )
+        for _ in range(5):  # a rollup committing between the two reads: read again
+            cursor.execute(_SUMMARY, {**params, "horizon": horizon})
+            rows = cursor.fetchall()
+            if not rows or rows[0][0] == horizon:
+                break
+            horizon = rows[0][0]
+    daily: list[Mapping[str, Any]] = [
+        {"date": date, "metric": name, "quantity": q, "cost": c} for _, date, name, q, c in rows
+    ]
+    totals: dict[str, dict[str, Any]] = {}
+    for row in daily:
+        total = totals.setdefault(row["metric"], {"metric": row["metric"], "quantity": 0, "cost": 0})
+        total["quantity"] += row["quantity"]
+        total["cost"] += row["cost"]
+    return {"totals": [totals[name] for name in sorted(totals)], "daily": daily}
+
+
+# One statement, one snapshot: the buckets of the whole hours, the events of those hours that the
+# rollup has not taken (ingest_txid at or above the horizon the caller read; the statement returns
+# the horizon it saw, and the caller reads again if a rollup moved it in between), and the events
+# of the partial hours at the edges.
+_SUMMARY = """
+WITH rows AS (
+    SELECT hour AS at, metric, quantity, cost FROM usage_usagebucket
+    WHERE org_id = %(org)s AND product_id = %(product)s AND hour >= %(first)s AND hour < %(last)s
+      AND (%(metric)s::varchar IS NULL OR metric = %(metric)s)
+    UNION ALL
+    SELECT occurred_at, metric, quantity, cost FROM usage_usageevent
+    WHERE org_id = %(org)s AND product_id = %(product)s AND occurred_at >= %(first)s
+      AND occurred_at < %(last)s AND ingest_txid >= %(horizon)s
+      AND (%(metric)s::varchar IS NULL OR metric = %(metric)s)
+    UNION ALL
+    SELECT occurred_at, metric, quantity, cost FROM usage_usageevent
+    WHERE org_id = %(org)s AND product_id = %(product)s
+      AND ((occurred_at >= %(e1)s AND occurred_at < %(e2)s)
+           OR (occurred_at >= %(e3)s AND occurred_at < %(e4)s))
+      AND (%(metric)s::varchar IS NULL OR metric = %(metric)s)
+)
+SELECT coalesce((SELECT horizon FROM usage_rollupcursor WHERE name = %(cursor)s), 0),
+       (at AT TIME ZONE 'UTC')::date, metric, sum(quantity), sum(cost)
+FROM rows GROUP BY 2, 3 ORDER BY 2, 3
+"""
+
+
+def _refuse_archived_edges(edges: list[tuple[datetime, datetime]]) -> None:
+    """A partial hour needs raw events: refuse one in a month whose events are archived."""
+    if not edges:
+        return
+    months = {
+        month_of_instant(instant) for low, high in edges for instant in (low, high - timedelta.resolution)
+    }
+    archived = sorted(UsageArchive.objects.filter(month__in=months).values_list("month", flat=True))
+    if archived:
+        raise InvalidRequest(
+            message="The raw events of this month are archived: ask for whole UTC hours.",
+            details={
+                "fields": {"from": ["Within an archived month, `from` and `to` must be whole UTC hours."]},
+                "archived_months": [f"{month:%Y-%m}" for month in archived],
+            },
+        )
+
+
+def _summary_from_events(
+    *, org: Organization, product: Product, start: datetime, end: datetime, metric: str | None
+) -> dict[str, list[Mapping[str, Any]]]:
+    """The embedded default's way (its buckets are recomputed only when the rollup runs)."""
     events = UsageEvent.objects.filter(org=org, product=product, occurred_at__gte=start, occurred_at__lt=end)
     if metric:
         events = events.filter(metric=metric)
@@ -32,6 +127,16 @@ def usage_summary(
         .order_by("date", "metric")
     )
     return {"totals": list(totals), "daily": list(daily)}
+
+
+def month_of_instant(instant: datetime) -> datetime:
+    instant = instant.astimezone(UTC)
+    return datetime(instant.year, instant.month, 1, tzinfo=UTC)
+
+
+def ceil_hour(instant: datetime) -> datetime:
+    floor = floor_hour(instant)
+    return floor if floor == instant else floor + timedelta(hours=1)
 
 
 # --- The rollup's lag ------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from celery import shared_task
 
 from core.instants import parse_instant
 from core.replicas import replica_reads
-from usage.services import metering, parity, period_close, rollup
+from usage.services import archive, metering, parity, partitions, period_close, rollup
 
 # A closing period's draft invoice finalizes about an hour after it opens: retry within that hour.
 PERIOD_CLOSE_RETRIES = 8
@@ -25,6 +25,16 @@ def check_meter_parity(now: str | None = None) -> dict:
     # Its reads may go to the streaming replica (core/replicas.py); its records go to the primary.
     with replica_reads():
         return parity.check_meter_parity(now=parse_instant(now))
+
+
+@shared_task
+def create_usage_partitions(now: str | None = None) -> dict:
+    return partitions.create_usage_partitions(now=parse_instant(now))
+
+
+@shared_task
+def archive_usage_partitions(now: str | None = None) -> dict:
+    return archive.archive_usage_partitions(now=parse_instant(now))
 
 
 @shared_task(bind=True, max_retries=PERIOD_CLOSE_RETRIES)

@@ -22,7 +22,7 @@ from core.instants import parse_instant
 from orgs.models import Organization, Product
 from orgs.services.events import note_product_orgs
 from usage.exceptions import InvalidEvents
-from usage.models import UsageEvent
+from usage.models import UsageEvent, UsageEventKey
 
 EVENT_FIELDS = {"event_id", "org_id", "metric", "quantity", "occurred_at", "user_id", "properties"}
 MAX_FUTURE = timedelta(minutes=5)
@@ -174,8 +174,8 @@ def record_usage_events(
         # Only an invalid event needs looking up: if it was stored before, it is a duplicate, not an
         # error. Valid events find their stored twins in the INSERT below (ON CONFLICT DO NOTHING).
         stored = set(
-            UsageEvent.objects.filter(
-                product=product, event_id__in=[i[1] for i in invalid if isinstance(i[1], str)]
+            UsageEventKey.objects.filter(
+                product_id=product.pk, event_id__in=[i[1] for i in invalid if isinstance(i[1], str)]
             )
             .order_by()
             .values_list("event_id", flat=True)
@@ -227,18 +227,29 @@ def store_events(
     return inserted
 
 
-# The batch order is kept for the debit; the insert itself is sorted by key, so that concurrent
-# batches sharing event_ids take their index locks in one order and never deadlock.
+# The batch order is kept for the debit; the inserts are sorted by key, so that concurrent batches
+# sharing event_ids take their index locks in one order and never deadlock. The key goes first
+# (UsageEventKey: the one unique index on event_id, whatever the partition); only the events whose
+# key is new are stored, in the same statement.
 _INSERT = """
+WITH e AS (
+    SELECT * FROM unnest(%(event_id)s::varchar[], %(org_id)s::bigint[], %(user_id)s::varchar[],
+                         %(metric)s::varchar[], %(price_id)s::bigint[], %(quantity)s::numeric[],
+                         %(cost)s::numeric[], %(occurred_at)s::timestamptz[], %(properties)s::jsonb[])
+        AS e(event_id, org_id, user_id, metric, price_id, quantity, cost, occurred_at, properties)
+), k AS (
+    INSERT INTO usage_usageeventkey (product_id, event_id, org_id, occurred_at)
+    SELECT %(product)s, e.event_id, e.org_id, e.occurred_at FROM e
+    ORDER BY e.event_id
+    ON CONFLICT (product_id, event_id) DO NOTHING
+    RETURNING event_id
+)
 INSERT INTO usage_usageevent (product_id, event_id, org_id, user_id, metric, price_id, quantity, cost,
                               overage, billable_overage, occurred_at, received_at, properties)
-SELECT %s, e.event_id, e.org_id, e.user_id, e.metric, e.price_id, e.quantity, e.cost, 0, 0, e.occurred_at, %s,
-       e.properties
-FROM unnest(%s::varchar[], %s::bigint[], %s::varchar[], %s::varchar[], %s::bigint[], %s::numeric[],
-            %s::numeric[], %s::timestamptz[], %s::jsonb[])
-     AS e(event_id, org_id, user_id, metric, price_id, quantity, cost, occurred_at, properties)
+SELECT %(product)s, e.event_id, e.org_id, e.user_id, e.metric, e.price_id, e.quantity, e.cost, 0, 0,
+       e.occurred_at, %(now)s, e.properties
+FROM e JOIN k USING (event_id)
 ORDER BY e.event_id
-ON CONFLICT (product_id, event_id) DO NOTHING
 RETURNING id, event_id
 """
 
@@ -251,19 +262,19 @@ def _insert(product: Product, events: list[NewEvent], now: datetime) -> list[New
     with connection.cursor() as cursor:
         cursor.execute(
             _INSERT,
-            [
-                product.pk,
-                now,
-                [e.event_id for e in events],
-                [e.org_id for e in events],
-                [e.user_id for e in events],
-                [e.metric for e in events],
-                [e.price_id for e in events],
-                [e.quantity for e in events],
-                [e.cost for e in events],
-                [e.occurred_at for e in events],
-                [Jsonb(e.properties or {}) for e in events],
-            ],
+            {
+                "product": product.pk,
+                "now": now,
+                "event_id": [e.event_id for e in events],
+                "org_id": [e.org_id for e in events],
+                "user_id": [e.user_id for e in events],
+                "metric": [e.metric for e in events],
+                "price_id": [e.price_id for e in events],
+                "quantity": [e.quantity for e in events],
+                "cost": [e.cost for e in events],
+                "occurred_at": [e.occurred_at for e in events],
+                "properties": [Jsonb(e.properties or {}) for e in events],
+            },
         )
         ids = dict((event_id, pk) for pk, event_id in cursor.fetchall())
     stored = []
@@ -280,6 +291,12 @@ def _insert_one_by_one(product: Product, events: list[NewEvent], now: datetime) 
     for event in events:
         try:
             with transaction.atomic():
+                UsageEventKey.objects.create(
+                    product_id=product.pk,
+                    event_id=event.event_id,
+                    org_id=event.org_id,
+                    occurred_at=event.occurred_at,
+                )
                 event.pk = UsageEvent.objects.create(
                     product=product,
                     event_id=event.event_id,
@@ -313,7 +330,13 @@ def _set_overages(events: list[NewEvent]) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
             "UPDATE usage_usageevent AS e SET overage = v.overage, billable_overage = v.billable"
-            " FROM unnest(%s::bigint[], %s::numeric[], %s::numeric[]) AS v(id, overage, billable)"
-            " WHERE e.id = v.id",
-            [[e.pk for e in events], [e.overage for e in events], [e.billable_overage for e in events]],
+            " FROM unnest(%s::bigint[], %s::timestamptz[], %s::numeric[], %s::numeric[])"
+            " AS v(id, occurred_at, overage, billable)"
+            " WHERE e.id = v.id AND e.occurred_at = v.occurred_at",  # the key: one partition each
+            [
+                [e.pk for e in events],
+                [e.occurred_at for e in events],
+                [e.overage for e in events],
+                [e.billable_overage for e in events],
+            ],
         )

@@ -13,7 +13,7 @@ from billing.pricing import bounded_cost
 from billing.selectors import price_book
 from billing.services.holds import get_product_hold
 from orgs.models import Product
-from usage.models import UsageEvent
+from usage.models import UsageEvent, UsageEventKey
 from usage.services.events import NewEvent, store_events
 
 
@@ -42,7 +42,11 @@ def commit_hold(
     with transaction.atomic():
         hold = get_product_hold(product=product, hold_id=hold_id, lock=True)
         if hold.state == HoldState.COMMITTED and hold.event_id == event_id:
-            recorded = UsageEvent.objects.get(product=product, event_id=event_id)
+            key = UsageEventKey.objects.get(product_id=product.pk, event_id=event_id)
+            # Through the (org, product, occurred_at) index: the one partition it is in.
+            recorded = UsageEvent.objects.get(
+                org_id=key.org_id, product=product, occurred_at=key.occurred_at, event_id=event_id
+            )
             assert hold.ended_at is not None  # committing ended it
             return Commit(hold, recorded.cost, hold.ended_at > hold.expires_at)
         if hold.state != HoldState.ACTIVE:

@@ -13,7 +13,7 @@ from django.utils import timezone
 from billing import stripe_api
 from billing.models import StripeMeter
 from billing.services.catalog_sync import METER_EVENT
-from usage.models import MeterParity, MeterReport, MeterReportStatus, UsageBucket, UsageEvent
+from usage.models import ArchivedOverage, MeterParity, MeterReport, MeterReportStatus, UsageBucket, UsageEvent
 from usage.services.metering import COUNTED, billable_starts, window
 from usage.services.rollup import rolled_up_horizon
 
@@ -62,6 +62,8 @@ def check_meter_parity(*, now: datetime | None = None) -> dict[str, Any]:
         buckets_total = _total(UsageBucket.objects.filter(in_window, org_id=org_id), "billable_overage")
         in_event_window = event_window if event_window is not None else Q(pk__in=[])
         events_total = _total(events.filter(in_event_window, org_id=org_id), "billable_overage")
+        # Months whose raw events are archived: their overage as summed from the events at export.
+        events_total += _total(ArchivedOverage.objects.filter(in_window, org_id=org_id), "billable_overage")
         statuses = [MeterReportStatus.SHADOW] if shadow else COUNTED
         reported_total = _total(MeterReport.objects.filter(org_id=org_id, status__in=statuses), "value")
         sent = MeterReport.objects.filter(org_id=org_id, status=MeterReportStatus.SENT)
