@@ -27,6 +27,8 @@ from billing.models import (
     MetricPrice,
     PaymentStatus,
     Plan,
+    PlanChange,
+    PlanChangeStatus,
 )
 from billing.periods import month_of
 from billing.pricing import PriceBook, PriceVersion
@@ -47,6 +49,16 @@ def get_live_org_with_account(public_id: str) -> Organization:
     if org is None:
         raise OrgNotFound(details={"org_id": public_id})
     return org
+
+
+def pending_plan_change(org: Organization) -> PlanChange | None:
+    """The org's plan change still waiting for Stripe (the newest; a new one supersedes the others)."""
+    return (
+        PlanChange.objects.filter(org=org, status=PlanChangeStatus.PENDING)
+        .select_related("to_plan")
+        .order_by("-pk")
+        .first()
+    )
 
 
 # --- The monthly allowance due ------------------------------------------------------------------

@@ -105,6 +105,46 @@ def set_cancel_at_period_end(
     )
 
 
+def change_subscription_items(
+    *, subscription_id: str, items: list[dict[str, Any]], idempotency_key: str
+) -> stripe.Subscription:
+    """Swap the subscription's items now; the prorated difference is invoiced (and charged) at once."""
+    return _call(
+        stripe.Subscription.modify,
+        subscription_id,
+        items=items,
+        proration_behavior="always_invoice",
+        idempotency_key=idempotency_key,
+    )
+
+
+def schedule_from_subscription(*, subscription_id: str, idempotency_key: str) -> stripe.SubscriptionSchedule:
+    return _call(
+        stripe.SubscriptionSchedule.create, from_subscription=subscription_id, idempotency_key=idempotency_key
+    )
+
+
+def set_schedule_phases(
+    *, schedule_id: str, phases: list[dict[str, Any]], idempotency_key: str
+) -> stripe.SubscriptionSchedule:
+    """The schedule's phases; released at the end of the last (the subscription goes on as it is)."""
+    return _call(
+        stripe.SubscriptionSchedule.modify,
+        schedule_id,
+        phases=phases,
+        end_behavior="release",
+        idempotency_key=idempotency_key,
+    )
+
+
+def retrieve_schedule(schedule_id: str) -> stripe.SubscriptionSchedule:
+    return _call(stripe.SubscriptionSchedule.retrieve, schedule_id)
+
+
+def release_schedule(*, schedule_id: str, idempotency_key: str) -> stripe.SubscriptionSchedule:
+    return _call(stripe.SubscriptionSchedule.release, schedule_id, idempotency_key=idempotency_key)
+
+
 def create_checkout_session(
     *,
     customer_id: str,

@@ -32,6 +32,7 @@ from billing.models.invoicing import (
     StripeEventProblem,
     StripeMeter,
 )
+from billing.models.plan_changes import PlanChange, PlanChangeKind, PlanChangeStatus
 from billing.models.stripe_events import ReceivedStripeEvent, StripeEventStatus
 
 __all__ = [
@@ -56,6 +57,9 @@ __all__ = [
     "PaymentFailure",
     "PaymentStatus",
     "Plan",
+    "PlanChange",
+    "PlanChangeKind",
+    "PlanChangeStatus",
     "PlanQuerySet",
     "ReceivedStripeEvent",
     "RejectedWebhook",

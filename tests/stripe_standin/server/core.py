@@ -21,6 +21,7 @@ from tests.stripe_standin.server.invoices import InvoicesMixin
 from tests.stripe_standin.server.meters import MetersMixin
 from tests.stripe_standin.server.records import Fault, Hook, RecordedRequest, _fault_body, _Response, _Saved
 from tests.stripe_standin.server.routes import RoutesMixin
+from tests.stripe_standin.server.schedules import SchedulesMixin
 from tests.stripe_standin.server.seeding import SeedingMixin
 from tests.stripe_standin.server.storage import _KINDS, StorageMixin
 from tests.stripe_standin.server.subscriptions import SubscriptionsMixin
@@ -39,6 +40,7 @@ class StripeStandin(
     MetersMixin,
     CheckoutMixin,
     SubscriptionsMixin,
+    SchedulesMixin,
     InvoicesMixin,
     EventsMixin,
 ):

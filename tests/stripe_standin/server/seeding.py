@@ -160,6 +160,8 @@ class SeedingMixin:
             )
             if sub["cancel_at_period_end"]:
                 sub.update(status="canceled", ended_at=end, cancel_at=None)
+            elif self._advance_schedule(sub, end):
+                pass  # the schedule's next phase: its items, from the period end
             else:
                 for item in sub["items"]["data"]:
                     item.update(current_period_start=end, current_period_end=end + (end - start))

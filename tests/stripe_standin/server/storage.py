@@ -14,6 +14,7 @@ _ID_KINDS = {
     "mtr": "billing.meter",
     "cs": "checkout.session",
     "sub": "subscription",
+    "sub_sched": "subscription_schedule",
     "in": "invoice",
     "evt": "event",
 }
@@ -135,4 +136,6 @@ class StorageMixin:
 def _kind_of(id) -> str | None:
     if not isinstance(id, str) or "_" not in id:
         return None
+    if id.startswith("sub_sched_"):
+        return "subscription_schedule"
     return _ID_KINDS.get(id.split("_", 1)[0])
