@@ -1,5 +1,6 @@
 from billing.admin import (  # noqa: F401 (registers the admins)
     organizations,
+    plan_changes,
     products,
     records,
     stripe_events,

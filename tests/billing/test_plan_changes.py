@@ -5,16 +5,16 @@ from datetime import UTC, datetime
 
 import pytest
 import time_machine
-from django.db import transaction
+from django.urls import reverse
 
 from billing.models import BillingAccount, CreditGrant, GrantType, PlanChange, PlanChangeStatus
 from billing.services.payments import sync_plan
-from billing.services.plan_changes import request_plan_change
 from orgs.models import AuditEntry, OutboxMessage
 from orgs.services.audit import Actor
 from orgs.services.outbox import process_outbox
+from orgs.staff import BILLING_ADMIN, SUPPORT
 from tests.billing.conftest import deliver, subscribe
-from tests.conftest import MEMBER, OUTSIDER, OWNER, PRO_CREDITS, TEAM_CREDITS
+from tests.conftest import MEMBER, OUTSIDER, OWNER, TEAM_CREDITS, staff
 
 pytestmark = pytest.mark.django_db
 
@@ -347,20 +347,30 @@ def test_bad_input_is_refused_and_changes_nothing(api, org, on_plan, body, code)
     assert not PlanChange.objects.exists()
 
 
-def test_staff_change_plans_with_a_reason(org, on_plan, stripe_standin, admin_user):
+def test_billing_admins_change_plans_from_the_org_page_with_a_reason(client, org, on_plan, stripe_standin):
     on_plan("pro")
+    client.force_login(staff("bea", BILLING_ADMIN))
+    action = reverse("admin:orgs_organization_act", args=[org.pk, "change-plan"])
+    form = {"plan": "team", "reason": "customer asked by phone", "idempotency_key": "staff:1"}
 
-    with transaction.atomic():
-        request_plan_change(
-            org=org,
-            plan_name="team",
-            idempotency_key="staff:1",
-            actor=Actor.staff(admin_user),
-            reason="customer asked by phone",
-        )
+    first = client.post(action, form, follow=True)
+    client.post(action, form)  # the same form submitted twice asks once
     process_outbox()
 
+    assert "asked of Stripe" in str(next(iter(first.context["messages"])))
     assert plan_of(org) == "team"
     entry = AuditEntry.objects.get(org=org, action="billing.plan_change_requested")
-    assert (entry.reason, entry.actor_user) == ("customer asked by phone", admin_user)
-    assert PRO_CREDITS < TEAM_CREDITS
+    assert (entry.reason, entry.actor_user.username) == ("customer asked by phone", "bea")
+    assert PlanChange.objects.count() == 1
+    page = client.get(reverse("admin:orgs_organization_change", args=[org.pk])).content.decode()
+    assert "Change plan" in page and "customer asked by phone" in page  # the action and the change
+
+
+def test_support_may_not_change_plans(client, org, on_plan):
+    on_plan("pro")
+    client.force_login(staff("sam", SUPPORT))
+
+    action = reverse("admin:orgs_organization_act", args=[org.pk, "change-plan"])
+    response = client.post(action, {"plan": "team", "reason": "x", "idempotency_key": "k"})
+
+    assert response.status_code == 403 and not PlanChange.objects.exists()
