@@ -89,3 +89,9 @@ class NoSubscription(Conflict):
 class PlanUnchanged(Conflict):
     code = "plan_unchanged"
     message = "The organization is already on (or already moving to) this plan."
+
+
+class TopUpsUnavailable(ServiceError):
+    code = "topups_unavailable"
+    status = 503
+    message = "Credit purchases are not offered: the catalog has no [topups] section."

@@ -20,6 +20,7 @@ from billing.models import (
     ClaimStatus,
     CreditBalance,
     CreditGrant,
+    CreditPurchase,
     Hold,
     HoldState,
     LedgerEntry,
@@ -58,6 +59,13 @@ def pending_plan_change(org: Organization) -> PlanChange | None:
         .select_related("to_plan")
         .order_by("-pk")
         .first()
+    )
+
+
+def credit_purchases(org: Organization, *, limit: int = 50) -> QuerySet[CreditPurchase]:
+    """The org's credit purchases that reached Stripe, newest first."""
+    return (
+        CreditPurchase.objects.filter(org=org).exclude(stripe_session_id="").select_related("grant")[:limit]
     )
 
 

@@ -170,6 +170,46 @@ def create_checkout_session(
     )
 
 
+def create_payment_checkout_session(
+    *,
+    customer_id: str,
+    amount_cents: int,
+    currency: str,
+    description: str,
+    success_url: str,
+    cancel_url: str,
+    metadata: dict[str, str],
+    idempotency_key: str,
+) -> stripe.checkout.Session:
+    """Payment mode: one line at `amount_cents` (an inline price); the card is saved for off-session
+    top-ups (setup_future_usage) and the payment intent carries our metadata."""
+    return _call(
+        stripe.checkout.Session.create,
+        mode="payment",
+        customer=customer_id,
+        line_items=[
+            {
+                "price_data": {
+                    "currency": currency,
+                    "unit_amount": amount_cents,
+                    "product_data": {"name": description},
+                },
+                "quantity": 1,
+            }
+        ],
+        success_url=success_url,
+        cancel_url=cancel_url,
+        client_reference_id=metadata["org_id"],
+        metadata=metadata,
+        payment_intent_data={"metadata": metadata, "setup_future_usage": "off_session"},
+        idempotency_key=idempotency_key,
+    )
+
+
+def retrieve_charge(charge_id: str) -> stripe.Charge:
+    return _call(stripe.Charge.retrieve, charge_id)
+
+
 def retrieve_checkout_session(session_id: str) -> stripe.checkout.Session:
     return _call(stripe.checkout.Session.retrieve, session_id)
 

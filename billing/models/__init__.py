@@ -33,6 +33,7 @@ from billing.models.invoicing import (
     StripeMeter,
 )
 from billing.models.plan_changes import PlanChange, PlanChangeKind, PlanChangeStatus
+from billing.models.purchases import CreditPurchase, PurchaseStatus, TopUpTerms
 from billing.models.stripe_events import ReceivedStripeEvent, StripeEventStatus
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "ClaimStatus",
     "CreditBalance",
     "CreditGrant",
+    "CreditPurchase",
     "EntryType",
     "FailureResolution",
     "GrantType",
@@ -61,10 +63,12 @@ __all__ = [
     "PlanChangeKind",
     "PlanChangeStatus",
     "PlanQuerySet",
+    "PurchaseStatus",
     "ReceivedStripeEvent",
     "RejectedWebhook",
     "StripeEventProblem",
     "StripeEventStatus",
     "StripeMeter",
     "SuspensionSource",
+    "TopUpTerms",
 ]

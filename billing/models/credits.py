@@ -90,6 +90,7 @@ class EntryType(models.TextChoices):
     DEBIT = "debit"
     EXPIRY = "expiry"
     SETTLEMENT = "settlement"
+    ADJUSTMENT = "adjustment"  # credits taken back, e.g. the unspent part of a refunded purchase
 
 
 class LedgerEntry(AppendOnly, models.Model):

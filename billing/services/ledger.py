@@ -86,6 +86,19 @@ class OrgLedger:
             self.grants.sort(key=_expiry_order)
         return grant
 
+    def take_back(self, grant_id: int, amount: Decimal, *, reference: str) -> Decimal:
+        """Take up to `amount` of what the grant has left (nothing once spent or expired) out of the
+        balance with an `adjustment` entry; returns what was taken."""
+        grant = next((live for live in self.grants if live.pk == grant_id), None)
+        taken = min(amount, grant.remaining) if grant is not None else ZERO
+        if grant is None or taken <= 0:
+            return ZERO
+        grant.remaining -= taken
+        self.changed[grant.pk] = grant
+        self.grants = [live for live in self.grants if live.remaining > 0]
+        self._append(EntryType.ADJUSTMENT, -taken, grant=grant, reference=reference)
+        return taken
+
     def draw(self, cost: Decimal) -> tuple[Decimal, Decimal]:
         """Take `cost` from the soonest-expiring grants; returns (covered, overage). Post with debit()."""
         covered = ZERO

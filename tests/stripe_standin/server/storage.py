@@ -17,6 +17,10 @@ _ID_KINDS = {
     "sub_sched": "subscription_schedule",
     "in": "invoice",
     "evt": "event",
+    "pi": "payment_intent",
+    "ch": "charge",
+    "pm": "payment_method",
+    "re": "refund",
 }
 _KINDS = tuple(_ID_KINDS.values())
 
