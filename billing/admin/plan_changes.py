@@ -65,4 +65,4 @@ def _actions() -> list[ObjectAction]:
 
 def register_plan_change_section() -> None:
     """Called from BillingConfig.ready."""
-    organization_page.add(Section("plan-changes", order=15, inlines=(PlanChangeInline,), actions=_actions))
+    organization_page.add(Section("plan-changes", order=25, inlines=(PlanChangeInline,), actions=_actions))
