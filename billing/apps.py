@@ -9,6 +9,8 @@ class BillingConfig(AppConfig):
         from django.conf import settings
 
         from billing.admin.organizations import register_sections
+        from billing.admin.plan_changes import register_plan_change_section
+        from billing.admin.purchases import register_purchase_section
         from billing.selectors import seat_limit
         from core.registries import StaffPermissions, seat_limits, staff_permissions
 
@@ -24,6 +26,8 @@ class BillingConfig(AppConfig):
 
         seat_limits.provide(seat_limit)
         register_sections()
+        register_plan_change_section()
+        register_purchase_section()
         staff_permissions.register(
             StaffPermissions(
                 "billing",

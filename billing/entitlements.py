@@ -12,6 +12,7 @@ DENIALS = {
     "not_a_member": (403, "This user is not a member of the organization."),
     "billing_suspended": (402, "The organization is suspended."),
     "payment_blocked": (402, "A metered invoice is unpaid: usage is blocked until it is paid."),
+    "spend_cap_reached": (402, "This would take the month's overage past the organization's spend cap."),
     "insufficient_credits": (402, "The available balance does not cover the cost."),
 }
 
@@ -35,6 +36,18 @@ class EntitlementState:
     billed_debt: Decimal = Decimal(0)
     # This month's allowance not granted yet (the job or the first debit of the month grants it).
     allowance_due: Decimal = Decimal(0)
+    # The spend cap (None: none) and the billable overage already debited this month.
+    spend_cap: Decimal | None = None
+    month_overage: Decimal = Decimal(0)
+
+    def overage_after(self, cost: Decimal) -> Decimal:
+        """This month's overage once `cost` and the active holds are spent: what the balance (before
+        holds) cannot cover becomes overage."""
+        before_holds = self.available + self.held
+        return self.month_overage + max(self.held + cost - max(before_holds, Decimal(0)), Decimal(0))
+
+    def passes_cap(self, cost: Decimal) -> bool:
+        return self.spend_cap is not None and self.overage_after(cost) > self.spend_cap
 
     @property
     def available(self) -> Decimal:
@@ -84,6 +97,10 @@ def decide(state: EntitlementState, *, quantity: Decimal, cost: Decimal) -> Deci
         reason = "billing_suspended"
     elif state.payment_status == PaymentStatus.BLOCKED:
         reason = "payment_blocked"
+    elif (
+        state.overage_allowed and state.spend_cap is not None and state.overage_after(cost) > state.spend_cap
+    ):
+        reason = "spend_cap_reached"
     elif not state.overage_allowed and state.available < cost:
         reason = "insufficient_credits"
     else:

@@ -79,3 +79,19 @@ class UnprocessableEvent(Exception):
 class StripeEventNotReplayable(Conflict):
     code = "stripe_event_not_replayable"
     message = "Only a failed or stuck Stripe event can be replayed."
+
+
+class NoSubscription(Conflict):
+    code = "no_subscription"
+    message = "The organization has no active subscription; start one with a checkout."
+
+
+class PlanUnchanged(Conflict):
+    code = "plan_unchanged"
+    message = "The organization is already on (or already moving to) this plan."
+
+
+class TopUpsUnavailable(ServiceError):
+    code = "topups_unavailable"
+    status = 503
+    message = "Credit purchases are not offered: the catalog has no [topups] section."

@@ -4,12 +4,15 @@ from django.db import transaction
 
 from billing import stripe_api
 from billing.services.payments import FOLLOW_PAYMENT_FAILURES, cancellation_wanted, lock_account
+from billing.services.plan_changes import CHANGE_PLAN, perform_plan_change
+from billing.subscriptions import CANCEL_FOR_PAYMENT_FAILURE as CANCEL_REASON
+from billing.subscriptions import CANCEL_REASON_KEY
+from orgs.services.audit import Actor
 from orgs.services.outbox import PermanentOutboxError, outbox_handler
 
-# Set on a subscription we asked to end for an unpaid plan invoice: only such a cancellation is ever
-# undone here, never one the customer, staff or a downgrade asked for.
-CANCEL_REASON_KEY = "billing_cancel_reason"
-CANCEL_REASON = "payment_failure"
+# CANCEL_REASON_KEY = CANCEL_REASON is set on a subscription we asked to end for an unpaid plan
+# invoice: only such a cancellation is ever undone here, never one the customer, staff or a
+# downgrade asked for (billing/subscriptions.py).
 
 
 @outbox_handler(FOLLOW_PAYMENT_FAILURES)
@@ -45,3 +48,9 @@ def follow_payment_failures(message) -> dict:
 # Kinds queued before the decision moved to perform time: they follow the same rule.
 outbox_handler("stripe.subscription.cancel_at_period_end")(follow_payment_failures)
 outbox_handler("stripe.subscription.keep")(follow_payment_failures)
+
+
+@outbox_handler(CHANGE_PLAN)
+def change_plan(message) -> dict:
+    """A requested plan change, written to Stripe (billing/services/plan_changes.py)."""
+    return perform_plan_change(change_id=message.payload["plan_change_id"], actor=Actor.system("plan_change"))

@@ -13,6 +13,7 @@ from djstripe.event_handlers import djstripe_receiver
 
 from billing.services.checkout import record_checkout_completed
 from billing.services.payments import org_for_customer, refresh_invoice, sync_plan
+from billing.services.purchases import record_purchase_payment, record_refund
 from billing.services.stripe_events import synced_invoice
 from orgs.services.audit import Actor
 
@@ -22,6 +23,9 @@ logger = logging.getLogger(__name__)
 @djstripe_receiver("checkout.session.completed")
 def on_checkout_completed(sender, event, **kwargs):
     session = event.data["object"]
+    if session.get("mode") == "payment":
+        record_purchase_payment(session_id=session["id"], actor=Actor.stripe(event.id))
+        return
     record_checkout_completed(
         session_id=session["id"],
         customer_id=session.get("customer") or "",
@@ -50,3 +54,13 @@ def on_invoice_event(sender, event, **kwargs):
         actor=Actor.stripe(event.id),
         invoice=synced_invoice(org_id=org.pk, invoice_id=invoice["id"]),
     )
+
+
+@djstripe_receiver("checkout.session.async_payment_succeeded")
+def on_checkout_paid_later(sender, event, **kwargs):
+    record_purchase_payment(session_id=event.data["object"]["id"], actor=Actor.stripe(event.id))
+
+
+@djstripe_receiver("charge.refunded")
+def on_charge_refunded(sender, event, **kwargs):
+    record_refund(charge_id=event.data["object"]["id"], actor=Actor.stripe(event.id))

@@ -20,6 +20,7 @@ from billing.models import (
     ClaimStatus,
     CreditBalance,
     CreditGrant,
+    CreditPurchase,
     Hold,
     HoldState,
     LedgerEntry,
@@ -27,6 +28,8 @@ from billing.models import (
     MetricPrice,
     PaymentStatus,
     Plan,
+    PlanChange,
+    PlanChangeStatus,
 )
 from billing.periods import month_of
 from billing.pricing import PriceBook, PriceVersion
@@ -47,6 +50,23 @@ def get_live_org_with_account(public_id: str) -> Organization:
     if org is None:
         raise OrgNotFound(details={"org_id": public_id})
     return org
+
+
+def pending_plan_change(org: Organization) -> PlanChange | None:
+    """The org's plan change still waiting for Stripe (the newest; a new one supersedes the others)."""
+    return (
+        PlanChange.objects.filter(org=org, status=PlanChangeStatus.PENDING)
+        .select_related("to_plan")
+        .order_by("-pk")
+        .first()
+    )
+
+
+def credit_purchases(org: Organization, *, limit: int = 50) -> QuerySet[CreditPurchase]:
+    """The org's credit purchases that reached Stripe, newest first."""
+    return (
+        CreditPurchase.objects.filter(org=org).exclude(stripe_session_id="").select_related("grant")[:limit]
+    )
 
 
 # --- The monthly allowance due ------------------------------------------------------------------
@@ -149,7 +169,9 @@ SELECT o.id,
        COALESCE((SELECT SUM(c.credits) FROM billing_allowanceclaim c
                  WHERE c.org_id = o.id AND c.month = %(month)s AND c.status = 'granted'), 0),
        EXISTS (SELECT 1 FROM billing_allowanceclaim c
-               WHERE c.org_id = o.id AND c.month = %(month)s AND c.plan_id = ap.id AND c.status = 'granted')
+               WHERE c.org_id = o.id AND c.month = %(month)s AND c.plan_id = ap.id AND c.status = 'granted'),
+       b.monthly_overage_cap,
+       CASE WHEN b.overage_month = %(month)s THEN b.month_overage ELSE 0 END
 FROM orgs_organization o
 JOIN billing_billingaccount a ON a.org_id = o.id
 JOIN billing_plan p ON p.id = a.plan_id
@@ -166,7 +188,7 @@ LEFT JOIN (
 WHERE o.public_id = %(org_id)s AND o.deleted_at IS NULL
 """
 _ENTITLEMENT_STATE = _STATE.replace("{product}", "%(product_id)s")
-_STATE_COLUMNS = 15
+_STATE_COLUMNS = 17
 
 # The entitlement check verifies the API key in the same round trip as its read: the key row
 # (found by its prefix) with the state for that key's product. A trivial authenticated request
@@ -197,6 +219,8 @@ def _state_from_row(row: Sequence[Any], *, org_id: str, metric: str, product: Pr
         plan_credits,
         claimed_credits,
         plan_claimed,
+        spend_cap,
+        month_overage,
     ) = row
     if org_pk is None:
         raise OrgNotFound(details={"org_id": org_id})
@@ -220,6 +244,8 @@ def _state_from_row(row: Sequence[Any], *, org_id: str, metric: str, product: Pr
             claimed_credits=as_credits(claimed_credits),
             plan_claimed=bool(plan_claimed),
         ),
+        spend_cap=as_credits(spend_cap) if spend_cap is not None else None,
+        month_overage=as_credits(month_overage),
     )
 
 

@@ -105,6 +105,46 @@ def set_cancel_at_period_end(
     )
 
 
+def change_subscription_items(
+    *, subscription_id: str, items: list[dict[str, Any]], idempotency_key: str
+) -> stripe.Subscription:
+    """Swap the subscription's items now; the prorated difference is invoiced (and charged) at once."""
+    return _call(
+        stripe.Subscription.modify,
+        subscription_id,
+        items=items,
+        proration_behavior="always_invoice",
+        idempotency_key=idempotency_key,
+    )
+
+
+def schedule_from_subscription(*, subscription_id: str, idempotency_key: str) -> stripe.SubscriptionSchedule:
+    return _call(
+        stripe.SubscriptionSchedule.create, from_subscription=subscription_id, idempotency_key=idempotency_key
+    )
+
+
+def set_schedule_phases(
+    *, schedule_id: str, phases: list[dict[str, Any]], idempotency_key: str
+) -> stripe.SubscriptionSchedule:
+    """The schedule's phases; released at the end of the last (the subscription goes on as it is)."""
+    return _call(
+        stripe.SubscriptionSchedule.modify,
+        schedule_id,
+        phases=phases,
+        end_behavior="release",
+        idempotency_key=idempotency_key,
+    )
+
+
+def retrieve_schedule(schedule_id: str) -> stripe.SubscriptionSchedule:
+    return _call(stripe.SubscriptionSchedule.retrieve, schedule_id)
+
+
+def release_schedule(*, schedule_id: str, idempotency_key: str) -> stripe.SubscriptionSchedule:
+    return _call(stripe.SubscriptionSchedule.release, schedule_id, idempotency_key=idempotency_key)
+
+
 def create_checkout_session(
     *,
     customer_id: str,
@@ -128,6 +168,46 @@ def create_checkout_session(
         subscription_data={"metadata": metadata},
         idempotency_key=idempotency_key,
     )
+
+
+def create_payment_checkout_session(
+    *,
+    customer_id: str,
+    amount_cents: int,
+    currency: str,
+    description: str,
+    success_url: str,
+    cancel_url: str,
+    metadata: dict[str, str],
+    idempotency_key: str,
+) -> stripe.checkout.Session:
+    """Payment mode: one line at `amount_cents` (an inline price); the card is saved for off-session
+    top-ups (setup_future_usage) and the payment intent carries our metadata."""
+    return _call(
+        stripe.checkout.Session.create,
+        mode="payment",
+        customer=customer_id,
+        line_items=[
+            {
+                "price_data": {
+                    "currency": currency,
+                    "unit_amount": amount_cents,
+                    "product_data": {"name": description},
+                },
+                "quantity": 1,
+            }
+        ],
+        success_url=success_url,
+        cancel_url=cancel_url,
+        client_reference_id=metadata["org_id"],
+        metadata=metadata,
+        payment_intent_data={"metadata": metadata, "setup_future_usage": "off_session"},
+        idempotency_key=idempotency_key,
+    )
+
+
+def retrieve_charge(charge_id: str) -> stripe.Charge:
+    return _call(stripe.Charge.retrieve, charge_id)
 
 
 def retrieve_checkout_session(session_id: str) -> stripe.checkout.Session:

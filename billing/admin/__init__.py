@@ -1,6 +1,8 @@
 from billing.admin import (  # noqa: F401 (registers the admins)
     organizations,
+    plan_changes,
     products,
+    purchases,
     records,
     stripe_events,
     synced_stripe,

@@ -9,7 +9,7 @@ from rest_framework.views import APIView
 from billing.credits import CreditsField, credits_str
 from billing.models import GrantType
 from billing.pricing import ROUNDING_RULE
-from billing.selectors import active_holds, balances, current_prices, live_grants
+from billing.selectors import active_holds, balances, credit_purchases, current_prices, live_grants
 from billing.services.grants import GRANTABLE, grant_credits
 from core.api.parsing import StrictSerializer, parse_body
 from core.api.schema import errors
@@ -33,11 +33,25 @@ class HoldSummarySerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField()
 
 
+class PurchaseSerializer(serializers.Serializer):
+    id = serializers.CharField(source="stripe_session_id", help_text="The Checkout session (cs_…).")
+    credits = CreditsField()
+    amount_cents = serializers.IntegerField()
+    currency = serializers.CharField()
+    status = serializers.CharField(help_text="open, paid or refunded.")
+    payment_intent = serializers.CharField(source="payment_intent_id", help_text="Empty until paid.")
+    grant_id = serializers.CharField(source="grant.public_id", allow_null=True)
+    refunded_cents = serializers.IntegerField()
+    owed = CreditsField(help_text="Refunded credits that were already spent.")
+    created_at = serializers.DateTimeField()
+
+
 class CreditsSerializer(serializers.Serializer):
     balance = serializers.CharField(help_text="Available: posted balance minus active holds.")
     posted_balance = serializers.CharField()
     grants = GrantSerializer(many=True)
     holds = HoldSummarySerializer(many=True)
+    purchases = PurchaseSerializer(many=True, help_text="Credit purchases, newest first (the last 50).")
 
 
 class CreditsView(APIView):
@@ -61,6 +75,7 @@ class CreditsView(APIView):
                 "holds": HoldSummarySerializer(
                     active_holds(org.pk, now=now).order_by("expires_at"), many=True
                 ).data,
+                "purchases": PurchaseSerializer(credit_purchases(org), many=True).data,
             }
         )
 

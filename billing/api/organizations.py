@@ -5,7 +5,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing.selectors import get_live_org_with_account
+from billing.selectors import get_live_org_with_account, pending_plan_change
 from billing.services.accounts import open_organization
 from core.api.parsing import StrictSerializer, UserIdField, parse_body
 from core.api.schema import errors
@@ -21,10 +21,21 @@ class OrganizationSerializer(serializers.Serializer):
     plan = serializers.CharField(source="billing_account.plan.name")
     payment_status = serializers.CharField(source="billing_account.payment_status")
     suspended = serializers.BooleanField(source="billing_account.suspended")
+    pending_plan = serializers.CharField(
+        source="pending_change.to_plan.name",
+        allow_null=True,
+        help_text="The plan a requested change moves to, until Stripe's subscription gives it; else null.",
+    )
+    pending_plan_at = serializers.DateTimeField(
+        source="pending_change.effective_at",
+        allow_null=True,
+        help_text="When the pending plan takes effect (now for an upgrade, else the period end); else null.",
+    )
     created_at = serializers.DateTimeField()
 
 
 def organization_body(org: Organization) -> dict:
+    org.pending_change = pending_plan_change(org)  # type: ignore[attr-defined]
     return OrganizationSerializer(org).data
 
 

@@ -32,6 +32,8 @@ from billing.models.invoicing import (
     StripeEventProblem,
     StripeMeter,
 )
+from billing.models.plan_changes import PlanChange, PlanChangeKind, PlanChangeStatus
+from billing.models.purchases import CreditPurchase, PurchaseStatus, TopUpTerms
 from billing.models.stripe_events import ReceivedStripeEvent, StripeEventStatus
 
 __all__ = [
@@ -42,6 +44,7 @@ __all__ = [
     "ClaimStatus",
     "CreditBalance",
     "CreditGrant",
+    "CreditPurchase",
     "EntryType",
     "FailureResolution",
     "GrantType",
@@ -56,11 +59,16 @@ __all__ = [
     "PaymentFailure",
     "PaymentStatus",
     "Plan",
+    "PlanChange",
+    "PlanChangeKind",
+    "PlanChangeStatus",
     "PlanQuerySet",
+    "PurchaseStatus",
     "ReceivedStripeEvent",
     "RejectedWebhook",
     "StripeEventProblem",
     "StripeEventStatus",
     "StripeMeter",
     "SuspensionSource",
+    "TopUpTerms",
 ]

@@ -22,6 +22,13 @@ class CreditBalance(models.Model):
     # The part of a negative balance that is billable overage (billed through Stripe's meter), not
     # yet settled. Only this part is ever settled; the rest of a debt is paid by the next credits.
     billed_debt = models.DecimalField(max_digits=20, decimal_places=6, default=0)
+    # The spend cap: at most this many billable overage credits a month (null: no cap). Reserves and
+    # checks that would pass it are refused; usage reported anyway is recorded and billed.
+    monthly_overage_cap = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
+    # Billable overage debited in `overage_month` (a counter read with the balance: a new month starts
+    # it again at 0, whoever reads it first).
+    month_overage = models.DecimalField(max_digits=20, decimal_places=6, default=0)
+    overage_month = models.DateField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -90,6 +97,7 @@ class EntryType(models.TextChoices):
     DEBIT = "debit"
     EXPIRY = "expiry"
     SETTLEMENT = "settlement"
+    ADJUSTMENT = "adjustment"  # credits taken back, e.g. the unspent part of a refunded purchase
 
 
 class LedgerEntry(AppendOnly, models.Model):

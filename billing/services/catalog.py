@@ -15,7 +15,7 @@ from django.db.models import Model
 from django.utils import timezone
 
 from billing.exceptions import InvalidProductTerms
-from billing.models import Metric, MetricPrice
+from billing.models import Metric, MetricPrice, TopUpTerms
 from billing.services.catalog_plans import load_plans, parse_plans
 from billing.services.product_terms import clean_product_terms
 from orgs.models import Product
@@ -44,9 +44,25 @@ def _decimal(value: Any, where: str, problems: list[str], *, minimum: Decimal = 
     return number
 
 
-def _parse(document: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def _parse_topups(spec: dict[str, Any], problems: list[str]) -> dict[str, Any] | None:
+    """`[topups]`: cents_per_credit, min_credits, max_credits (min ≤ max), currency (usd)."""
+    if not spec:
+        return None
+    terms = {
+        name: _decimal(spec.get(name), f"topups.{name}", problems, minimum=Decimal("0.000001"))
+        for name in ("cents_per_credit", "min_credits", "max_credits")
+    }
+    unknown = set(spec) - {*terms, "currency"}
+    if unknown:
+        problems.append(f"topups: unknown keys: {', '.join(sorted(unknown))}")
+    if terms["min_credits"] and terms["max_credits"] and terms["min_credits"] > terms["max_credits"]:
+        problems.append("topups: min_credits is above max_credits")
+    return {**terms, "currency": str(spec.get("currency", "usd")).lower()}
+
+
+def _parse(document: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]:
     problems: list[str] = []
-    unknown = set(document) - {"products", "plans"}
+    unknown = set(document) - {"products", "plans", "topups"}
     if unknown:
         problems.append(f"unknown sections: {', '.join(sorted(unknown))}")
     products: dict[str, Any] = {}
@@ -82,9 +98,10 @@ def _parse(document: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
             }
         products[slug] = {"terms": terms, "metrics": metrics}
     plans = parse_plans(document.get("plans") or {}, problems, _decimal)
+    topups = _parse_topups(document.get("topups") or {}, problems)
     if problems:
         raise CatalogError(problems)
-    return products, plans
+    return products, plans, topups
 
 
 def load_catalog(document: dict[str, Any], *, now: datetime | None = None) -> dict[str, list[str]]:
@@ -94,7 +111,7 @@ def load_catalog(document: dict[str, Any], *, now: datetime | None = None) -> di
     changed.
     """
     now = now or timezone.now()
-    products, plans = _parse(document)
+    products, plans, topups = _parse(document)
     changes: dict[str, list[str]] = {"products": [], "metrics": [], "prices": [], "plans": []}
     with transaction.atomic():
         for slug, spec in products.items():
@@ -120,6 +137,10 @@ def load_catalog(document: dict[str, Any], *, now: datetime | None = None) -> di
                         effective_from=EPOCH if current is None else now,
                     )
                     changes["prices"].append(f"{slug}.{key}={metric_spec['credits_per_unit']}")
+        if topups is not None:
+            topup_terms, created = TopUpTerms.objects.get_or_create(pk=1, defaults=topups)
+            if created or _update(topup_terms, **topups):
+                changes["topups"] = [f"{topups['cents_per_credit']} cents per credit"]
         try:
             changes["plans"] = load_plans(plans, _update)
         except ValueError as conflicts:

@@ -13,6 +13,15 @@ from orgs.services.audit import Actor, record_audit
 CHECKOUT_ROLES = {Role.OWNER, Role.ADMIN, Role.BILLING}
 
 
+def require_billing_role(*, org: Organization, user_id: str) -> None:
+    """The user is an owner, admin or billing member of the org: not_a_member / insufficient_role."""
+    role = Membership.objects.filter(org=org, user_id=user_id).values_list("role", flat=True).first()
+    if role is None:
+        raise CheckoutNotAMember(details={"user_id": user_id})
+    if role not in CHECKOUT_ROLES:
+        raise InsufficientRole(details={"role": role})
+
+
 def ensure_customer(org: Organization) -> str:
     """The org's Stripe customer id, created on first need and linked to the org through dj-stripe."""
     from djstripe.models import Customer
@@ -36,11 +45,7 @@ def start_checkout(
     and opens nothing (the completed session is recorded as such, committed). Stripe writes carry
     idempotency keys derived from our rows.
     """
-    role = Membership.objects.filter(org=org, user_id=user_id).values_list("role", flat=True).first()
-    if role is None:
-        raise CheckoutNotAMember(details={"user_id": user_id})
-    if role not in CHECKOUT_ROLES:
-        raise InsufficientRole(details={"role": role})
+    require_billing_role(org=org, user_id=user_id)
     plan = Plan.objects.get(name=plan_name)
     # A plan without overage has no metered price: its monthly price alone is sold.
     if not plan.stripe_price_id or (plan.overage_allowed and not plan.stripe_overage_price_id):

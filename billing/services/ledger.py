@@ -23,6 +23,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from billing.models import CreditBalance, CreditGrant, EntryType, LedgerDrift, LedgerEntry
+from billing.periods import month_of
 from billing.selectors import drifted_balances
 
 logger = logging.getLogger(__name__)
@@ -86,6 +87,19 @@ class OrgLedger:
             self.grants.sort(key=_expiry_order)
         return grant
 
+    def take_back(self, grant_id: int, amount: Decimal, *, reference: str) -> Decimal:
+        """Take up to `amount` of what the grant has left (nothing once spent or expired) out of the
+        balance with an `adjustment` entry; returns what was taken."""
+        grant = next((live for live in self.grants if live.pk == grant_id), None)
+        taken = min(amount, grant.remaining) if grant is not None else ZERO
+        if grant is None or taken <= 0:
+            return ZERO
+        grant.remaining -= taken
+        self.changed[grant.pk] = grant
+        self.grants = [live for live in self.grants if live.remaining > 0]
+        self._append(EntryType.ADJUSTMENT, -taken, grant=grant, reference=reference)
+        return taken
+
     def draw(self, cost: Decimal) -> tuple[Decimal, Decimal]:
         """Take `cost` from the soonest-expiring grants; returns (covered, overage). Post with debit()."""
         covered = ZERO
@@ -100,8 +114,14 @@ class OrgLedger:
         return covered, cost - covered
 
     def debit(self, *, cost: Decimal, covered: Decimal, billable: Decimal, reference: str) -> None:
-        """Post a debit of what draw() took; `billable` is the part of its overage Stripe bills."""
+        """Post a debit of what draw() took; `billable` is the part of its overage Stripe bills (it
+        counts toward this month's overage, which the spend cap reads)."""
         self.balance.billed_debt += billable
+        if billable > 0:
+            month = month_of(self.now)
+            if self.balance.overage_month != month:
+                self.balance.overage_month, self.balance.month_overage = month, ZERO
+            self.balance.month_overage += billable
         self._append(EntryType.DEBIT, -cost, covered=covered, overage=cost - covered, reference=reference)
 
     def save(self) -> None:
@@ -164,19 +184,24 @@ def save_ledgers(ledgers: Iterable[OrgLedger]) -> None:
                 )
             cursor.execute(
                 "UPDATE billing_creditbalance AS b SET posted = v.posted, billed_debt = v.billed_debt,"
-                " updated_at = %s FROM unnest(%s::bigint[], %s::numeric[], %s::numeric[])"
-                " AS v(id, posted, billed_debt) WHERE b.id = v.id",
+                " month_overage = v.month_overage, overage_month = v.overage_month, updated_at = %s"
+                " FROM unnest(%s::bigint[], %s::numeric[], %s::numeric[], %s::numeric[], %s::date[])"
+                " AS v(id, posted, billed_debt, month_overage, overage_month) WHERE b.id = v.id",
                 [
                     now,
                     [b.pk for b in balances],
                     [b.posted for b in balances],
                     [b.billed_debt for b in balances],
+                    [b.month_overage for b in balances],
+                    [b.overage_month for b in balances],
                 ],
             )
     else:
         if grants:
             CreditGrant.objects.bulk_update(grants, ["remaining", "expired_at"])
-        CreditBalance.objects.bulk_update(balances, ["posted", "billed_debt", "updated_at"])
+        CreditBalance.objects.bulk_update(
+            balances, ["posted", "billed_debt", "month_overage", "overage_month", "updated_at"]
+        )
     for ledger in ledgers:
         ledger.entries, ledger.changed = [], {}
 

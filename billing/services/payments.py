@@ -26,6 +26,8 @@ from billing.models import (
     PaymentFailure,
     PaymentStatus,
     Plan,
+    PlanChange,
+    PlanChangeStatus,
 )
 from billing.selectors import default_plan
 from billing.services.allowances import grant_allowance
@@ -352,6 +354,10 @@ def apply_plan(*, account: BillingAccount, plan: Plan, actor: Actor) -> None:
         ledger.save()
     account.plan = plan
     account.save(update_fields=["plan", "updated_at"])
+    # A requested change to this plan is done: Stripe's subscription gives it now.
+    PlanChange.objects.filter(org_id=account.org_id, status=PlanChangeStatus.PENDING, to_plan=plan).update(
+        status=PlanChangeStatus.DONE, updated_at=timezone.now()
+    )
     record_audit(
         actor=actor,
         action="billing.plan_changed",

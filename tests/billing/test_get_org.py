@@ -31,6 +31,8 @@ def test_it_returns_the_org_with_its_billing_state(api, org):
         "plan": "pro",
         "payment_status": "past_due",
         "suspended": True,
+        "pending_plan": None,
+        "pending_plan_at": None,
         "created_at": org.created_at.isoformat().replace("+00:00", "Z"),
     }
 

@@ -19,9 +19,11 @@ def test_the_org_page_has_every_apps_sections_in_their_order():
         "billing.BillingAccount",
         "orgs.Membership",
         "orgs.Invitation",
+        "billing.PlanChange",
         "billing.CreditGrant",
         "billing.Hold",
         "billing.LedgerEntry",
+        "billing.CreditPurchase",
         "usage.MeterReport",
         "orgs.AuditEntry",
     ]

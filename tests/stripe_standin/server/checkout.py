@@ -23,8 +23,10 @@ class CheckoutMixin:
         mode = params.get("mode")
         if not mode:
             raise _missing("mode")
-        if mode != "subscription":
-            raise StripeError(400, f"The stand-in models only mode=subscription, not {mode}.", param="mode")
+        if mode not in ("subscription", "payment"):
+            raise StripeError(
+                400, f"The stand-in models mode=subscription and payment, not {mode}.", param="mode"
+            )
         if params.get("customer") and params.get("customer_email"):
             raise StripeError(
                 400,
@@ -40,12 +42,14 @@ class CheckoutMixin:
         items = []
         for index, line in enumerate(line_items):
             price_id = line.get("price") if isinstance(line, dict) else None
+            if not price_id and isinstance(line, dict) and line.get("price_data"):
+                price_id = self._inline_price(line["price_data"], index)
             if not price_id:
                 raise _missing(f"line_items[{index}][price]")
             price = self._objects["price"].get(price_id)
             if price is None:
                 raise _no_such("price", price_id, param=f"line_items[{index}][price]")
-            if not price["active"]:
+            if not price["active"] and not line.get("price_data"):
                 raise StripeError(
                     400,
                     "The price specified is inactive. This field only accepts active prices.",
@@ -68,7 +72,14 @@ class CheckoutMixin:
                     param=f"line_items[{index}][quantity]",
                 )
             items.append(objects.checkout_line_item(price=copy.deepcopy(price), quantity=quantity))
-        if not any(item["price"]["recurring"] for item in items):
+        if mode == "payment" and any(item["price"]["recurring"] for item in items):
+            raise StripeError(
+                400,
+                "You specified `payment` mode but passed a recurring price. Either switch to `subscription` "
+                "mode or use only one-time prices.",
+                param="line_items",
+            )
+        if mode == "subscription" and not any(item["price"]["recurring"] for item in items):
             raise StripeError(
                 400,
                 "You must provide at least one recurring price in `subscription` mode when using prices.",
@@ -98,7 +109,27 @@ class CheckoutMixin:
         self._objects["checkout.session"][obj["id"]] = obj
         self._checkout_items[obj["id"]] = items
         self._checkout_subscription_data[obj["id"]] = _dict(params, "subscription_data")
+        self._checkout_payment_data[obj["id"]] = _dict(params, "payment_intent_data")
         return self._render(obj, params.get("expand"))
+
+    def _inline_price(self, data: dict, index: int) -> str:
+        """`line_items[n][price_data]`: Stripe creates a one-time, inactive-in-lists price for it."""
+        for name in ("currency", "unit_amount"):
+            if not data.get(name):
+                raise _missing(f"line_items[{index}][price_data][{name}]")
+        product = data.get("product")
+        if not product:
+            name = (data.get("product_data") or {}).get("name")
+            if not name:
+                raise _missing(f"line_items[{index}][price_data][product_data][name]")
+            product = self.add_product(name=name)["id"]
+        price = objects.price(
+            product=product, unit_amount=int(data["unit_amount"]), currency=data["currency"], interval=None,
+            created=self._now(),
+        )  # fmt: skip
+        price["active"] = False  # Stripe marks inline prices inactive (not reusable)
+        self._objects["price"][price["id"]] = price
+        return price["id"]
 
     def _get_checkout_session(self, params, id):
         return self._retrieve("checkout.session", id, params)
@@ -134,5 +165,5 @@ class CheckoutMixin:
 _CHECKOUT_FIELDS = {
     "allow_promotion_codes", "billing_address_collection", "cancel_url", "client_reference_id", "customer",
     "customer_email", "expires_at", "line_items", "locale", "metadata", "mode", "payment_method_collection",
-    "subscription_data", "success_url",
+    "payment_intent_data", "subscription_data", "success_url",
 }  # fmt: skip

@@ -19,8 +19,10 @@ from tests.stripe_standin.server.events import EventsMixin
 from tests.stripe_standin.server.forms import StripeError, decode_form
 from tests.stripe_standin.server.invoices import InvoicesMixin
 from tests.stripe_standin.server.meters import MetersMixin
+from tests.stripe_standin.server.payments import PaymentsMixin
 from tests.stripe_standin.server.records import Fault, Hook, RecordedRequest, _fault_body, _Response, _Saved
 from tests.stripe_standin.server.routes import RoutesMixin
+from tests.stripe_standin.server.schedules import SchedulesMixin
 from tests.stripe_standin.server.seeding import SeedingMixin
 from tests.stripe_standin.server.storage import _KINDS, StorageMixin
 from tests.stripe_standin.server.subscriptions import SubscriptionsMixin
@@ -39,6 +41,8 @@ class StripeStandin(
     MetersMixin,
     CheckoutMixin,
     SubscriptionsMixin,
+    SchedulesMixin,
+    PaymentsMixin,
     InvoicesMixin,
     EventsMixin,
 ):
@@ -79,6 +83,7 @@ class StripeStandin(
             self._objects: dict[str, dict[str, dict]] = {kind: {} for kind in _KINDS}
             self._checkout_items: dict[str, list[dict]] = {}
             self._checkout_subscription_data: dict[str, dict] = {}
+            self._checkout_payment_data: dict[str, dict] = {}
             self._meter_events: list[dict] = []
             self._identifiers: dict[str, float] = {}
             self.meter_event_errors: list[dict] = []

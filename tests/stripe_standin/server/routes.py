@@ -6,6 +6,8 @@ from tests.stripe_standin.server.catalog import _PRICE_CREATE_FIELDS, _PRICE_UPD
 from tests.stripe_standin.server.checkout import _CHECKOUT_FIELDS
 from tests.stripe_standin.server.customers import _CUSTOMER_FIELDS
 from tests.stripe_standin.server.meters import _METER_EVENT_FIELDS, _METER_FIELDS
+from tests.stripe_standin.server.payments import _PAYMENT_INTENT_FIELDS, _REFUND_FIELDS
+from tests.stripe_standin.server.schedules import _SCHEDULE_CREATE_FIELDS, _SCHEDULE_UPDATE_FIELDS
 from tests.stripe_standin.server.subscriptions import _SUBSCRIPTION_UPDATE_FIELDS
 
 _LIST_PARAMS = {"limit", "starting_after", "ending_before", "expand"}
@@ -76,6 +78,20 @@ class RoutesMixin:
                 self._cancel_subscription,
                 {"cancellation_details", "invoice_now", "prorate"},
             ),
+            ("POST", "/v1/subscription_schedules", self._create_schedule, _SCHEDULE_CREATE_FIELDS),
+            ("GET", "/v1/subscription_schedules/([^/]+)", self._get_schedule, set()),
+            ("POST", "/v1/subscription_schedules/([^/]+)", self._update_schedule, _SCHEDULE_UPDATE_FIELDS),
+            (
+                "POST",
+                "/v1/subscription_schedules/([^/]+)/release",
+                self._release_schedule,
+                {"preserve_cancel_date"},
+            ),
+            ("POST", "/v1/payment_intents", self._create_payment_intent, _PAYMENT_INTENT_FIELDS),
+            ("GET", "/v1/payment_intents/([^/]+)", self._get_payment_intent, set()),
+            ("GET", "/v1/charges/([^/]+)", self._get_charge, set()),
+            ("GET", "/v1/payment_methods/([^/]+)", self._get_payment_method, set()),
+            ("POST", "/v1/refunds", self._create_refund, _REFUND_FIELDS),
             ("GET", "/v1/subscription_items", self._list_subscription_items, {"subscription"}),
             ("GET", "/v1/invoices", self._list_invoices, {"customer", "subscription", "status", "created"}),
             ("GET", "/v1/invoices/([^/]+)", self._get_invoice, set()),

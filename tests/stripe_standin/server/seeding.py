@@ -160,6 +160,8 @@ class SeedingMixin:
             )
             if sub["cancel_at_period_end"]:
                 sub.update(status="canceled", ended_at=end, cancel_at=None)
+            elif self._advance_schedule(sub, end):
+                pass  # the schedule's next phase: its items, from the period end
             else:
                 for item in sub["items"]["data"]:
                     item.update(current_period_start=end, current_period_end=end + (end - start))
@@ -189,6 +191,8 @@ class SeedingMixin:
             session = self._find(session_id)
             if session["status"] != "open":
                 raise ValueError(f"checkout session {session_id} is {session['status']}, not open")
+            if session["mode"] == "payment":
+                return self._complete_payment_checkout(session, customer=customer)
             now = self._now()
             customer_id = session["customer"] or customer
             if customer_id is None:
@@ -230,3 +234,28 @@ class SeedingMixin:
                 url=None,
             )
             return copy.deepcopy(session)
+
+    def _complete_payment_checkout(self, session: dict, *, customer: "str | None") -> dict:
+        """Payment mode: a payment intent and its charge for the session's total (the payment method
+        saved for off-session use when `payment_intent_data[setup_future_usage]` asked so)."""
+        customer_id = session["customer"] or customer
+        if customer_id is None:
+            customer_id = self.add_customer(email=session["customer_email"])["id"]
+        data = self._checkout_payment_data.get(session["id"], {})
+        intent = self.pay(
+            customer=customer_id,
+            amount=session["amount_total"],
+            currency=session["currency"],
+            metadata=data.get("metadata") or {},
+            off_session=False,
+        )
+        stored = self._find(intent["id"], "payment_intent")
+        stored["setup_future_usage"] = data.get("setup_future_usage")
+        session.update(
+            customer=customer_id,
+            payment_intent=intent["id"],
+            payment_status="paid",
+            status="complete",
+            url=None,
+        )
+        return copy.deepcopy(session)

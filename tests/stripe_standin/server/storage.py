@@ -14,8 +14,13 @@ _ID_KINDS = {
     "mtr": "billing.meter",
     "cs": "checkout.session",
     "sub": "subscription",
+    "sub_sched": "subscription_schedule",
     "in": "invoice",
     "evt": "event",
+    "pi": "payment_intent",
+    "ch": "charge",
+    "pm": "payment_method",
+    "re": "refund",
 }
 _KINDS = tuple(_ID_KINDS.values())
 
@@ -135,4 +140,6 @@ class StorageMixin:
 def _kind_of(id) -> str | None:
     if not isinstance(id, str) or "_" not in id:
         return None
+    if id.startswith("sub_sched_"):
+        return "subscription_schedule"
     return _ID_KINDS.get(id.split("_", 1)[0])
