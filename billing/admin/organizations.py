@@ -8,6 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from billing.admin.status import render_status
 from billing.models import (
     BillingAccount,
     CreditGrant,
@@ -260,6 +261,7 @@ def _open(request, data: dict) -> Organization:
 
 def register_sections() -> None:
     """Called from BillingConfig.ready."""
+    organization_page.add(Section("status", order=0, header=render_status))
     organization_page.add(
         Section(
             "billing-account",

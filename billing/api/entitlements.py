@@ -14,6 +14,7 @@ from billing.exceptions import EntitlementDenied
 from billing.pricing import cost_of
 from billing.selectors import balances, key_and_entitlement_state
 from billing.services.holds import release_hold, reserve_credits
+from billing.services.receipts import record_denial
 from core.api.parsing import integer, read_object, schema_for, text
 from core.api.schema import errors
 from core.errors import ServiceError
@@ -107,10 +108,15 @@ class EntitlementCheckView(APIView):
         api_key, state_for = key_and_entitlement_state(
             prefix=presented.prefix, org_id=data["org_id"], user_id=data["user_id"], metric=data["metric"]
         )
-        state = state_for(verified_product(presented, api_key))
+        product = verified_product(presented, api_key)
+        state = state_for(product)
         decision = decide(
             state, quantity=data["quantity"], cost=cost_of(data["quantity"], state.credits_per_unit)
         )
+        if not decision.allowed:
+            record_denial(
+                decision=decision, product_id=product.pk, user_id=data["user_id"], metric=data["metric"]
+            )
         return decision_response(decision, org_id=data["org_id"], metric=data["metric"])
 
 
@@ -143,6 +149,12 @@ class EntitlementReserveView(APIView):
         try:
             hold, created, decision = reserve_credits(product=request.user, **data)
         except EntitlementDenied as denied:
+            record_denial(
+                decision=denied.decision,
+                product_id=request.user.pk,
+                user_id=data["user_id"],
+                metric=data["metric"],
+            )
             return decision_response(denied.decision, org_id=data["org_id"], metric=data["metric"])
         balance = decision.state.available - hold.cost if created else balances(hold.org)[0]
         body = {

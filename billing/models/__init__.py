@@ -32,6 +32,7 @@ from billing.models.invoicing import (
     StripeEventProblem,
     StripeMeter,
 )
+from billing.models.receipts import DenialReceipt
 from billing.models.stripe_events import ReceivedStripeEvent, StripeEventStatus
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "ClaimStatus",
     "CreditBalance",
     "CreditGrant",
+    "DenialReceipt",
     "EntryType",
     "FailureResolution",
     "GrantType",

@@ -34,6 +34,8 @@ class Section:
     actions: Callable[[], Sequence[ObjectAction]] = tuple
     # Messages for staff on the list and change pages (say, data behind that the page shows).
     warnings: Callable[[HttpRequest], Sequence[str]] = field(default=lambda request: ())
+    # HTML shown at the top of the change page, above the form (say, the org's status header).
+    header: Callable[[HttpRequest, Any], str] | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,9 @@ class AdminPage:
 
     def actions(self) -> list[ObjectAction]:
         return [action for section in self.sections() for action in section.actions()]
+
+    def headers(self, request: HttpRequest, obj: Any) -> list[str]:
+        return [section.header(request, obj) for section in self.sections() if section.header is not None]
 
     def warnings(self, request: HttpRequest) -> list[str]:
         return [text for section in self.sections() for text in section.warnings(request)]

@@ -6,6 +6,7 @@ from typing import Any
 from django.contrib import admin, messages
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.utils.safestring import mark_safe
 
 from core.admin.actions import ObjectAction, ObjectActionsMixin
 from core.admin.history import HistoryAdmin
@@ -34,6 +35,8 @@ class LiveFilter(admin.SimpleListFilter):
 
 @admin.register(Organization)
 class OrganizationAdmin(ObjectActionsMixin, HistoryAdmin):
+    # The object actions' page plus the sections' headers (the status header) above the form.
+    change_form_template = "admin/orgs/organization/change_form.html"
     list_display = ["name", "public_id", "slug", "billing_email", "personal", "created_at", "live"]
     list_filter = [LiveFilter, "personal"]
     search_fields = ["name"]  # replaced by get_search_results; keeps the search box
@@ -91,6 +94,10 @@ class OrganizationAdmin(ObjectActionsMixin, HistoryAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         if request.method == "GET":
             self._warn(request)
+            org = self.get_object(request, object_id)
+            if org is not None:
+                headers = [mark_safe(html) for html in PAGE.headers(request, org)]  # noqa: S308 (rendered templates)
+                extra_context = {**(extra_context or {}), "page_headers": headers}
         return super().change_view(request, object_id, form_url, extra_context)
 
     # --- Search, creation, edits ----------------------------------------------------------------
