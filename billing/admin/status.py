@@ -60,6 +60,7 @@ class Suspension:
 
 @dataclass(frozen=True)
 class Status:
+    public_id: str
     plan: str
     overage_allowed: bool
     payment_status: str
@@ -175,6 +176,7 @@ def organization_status(org: Organization, *, now: datetime | None = None) -> St
     failures = open_failures(org, now=now)
     denying = verdict(state, cost=SMALLEST_COST)
     status = Status(
+        public_id=org.public_id,
         plan=account.plan.name,
         overage_allowed=account.plan.overage_allowed,
         payment_status=account.payment_status,
