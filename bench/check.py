@@ -9,6 +9,10 @@ check/baseline. Target: ≥ 700 req/s, p99 ≤ 35 ms, ratio ≥ 0.8.
 Rate limits: the check is served twice in the same run, by a server with the limits on (every
 request counted, a limit too high to refuse any: the cost of counting) and by one with
 `API_RATE_LIMITS=off`, in alternating rounds. Target: on/off ≥ 0.9.
+
+--receipts also measures what recording decision receipts costs: every org suspended, so every check
+is denied (402) and writes its receipt; the same rounds against a server with
+ENTITLEMENT_RECEIPTS=false, alternating. Target: on ≥ 0.9 × off.
 """
 
 import argparse
@@ -18,7 +22,7 @@ import statistics
 import subprocess
 import tempfile
 
-from common import fresh_database, gunicorn, require, say, setup_django
+from common import ENV, fresh_database, gunicorn, require, say, setup_django
 
 LUA = """
 local bodies = %(bodies)s
@@ -37,7 +41,9 @@ def lua_list(items: list[str]) -> str:
     return "{" + ", ".join("[[" + item + "]]" for item in items) + "}"
 
 
-def run_wrk(wrk: str, url: str, path: str, key: str, bodies: list[str], seconds: int) -> dict:
+def run_wrk(
+    wrk: str, url: str, path: str, key: str, bodies: list[str], seconds: int, denials: bool = False
+) -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
         script.write(LUA % {"bodies": lua_list(bodies), "key": key, "path": path})
         script.flush()
@@ -47,7 +53,7 @@ def run_wrk(wrk: str, url: str, path: str, key: str, bodies: list[str], seconds:
             text=True,
             check=True,
         ).stdout
-    if "Non-2xx or 3xx responses" in output:
+    if "Non-2xx or 3xx responses" in output and not denials:
         raise SystemExit(f"[bench] {path} answered errors:\n{output}")
 
     def latency(pct: str) -> float:
@@ -71,6 +77,7 @@ def main():
     )
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--receipts", action="store_true", help="also: denials, receipts on vs off")
     args = parser.parse_args()
     wrk = require("wrk", "wrk")
 
@@ -116,6 +123,38 @@ def main():
     print(f"ratio check/baseline: {check['rps'] / ping['rps']:.2f}")
     print(f"ratio check limits on/off: {check['rps'] / check_off['rps']:.2f}")
     print("targets: ≥ 700 req/s, p99 ≤ 35 ms, ratio ≥ 0.8, limits on/off ≥ 0.9")
+    if args.receipts:
+        receipts(wrk, seeded, bodies, args)
+
+
+def receipts(wrk: str, seeded: dict, bodies: list[str], args) -> None:
+    """Denied checks with decision receipts recorded (one upsert each) against the same with none."""
+    from billing.models import DenialReceipt
+    from billing.services.suspensions import suspend_organization
+    from orgs.models import Organization
+    from orgs.services.audit import Actor
+
+    for org in Organization.objects.filter(public_id__in=seeded["org_ids"]):
+        suspend_organization(org=org, reason="bench", actor=Actor.system("bench"))
+    runs: dict[str, list[dict]] = {"on": [], "off": []}
+    for round_ in range(args.rounds):
+        for mode in ("on", "off"):
+            ENV["ENTITLEMENT_RECEIPTS"] = "true" if mode == "on" else "false"
+            with gunicorn(workers=2) as url:
+                say(f"denials round {round_ + 1}/{args.rounds}: receipts {mode}")
+                run_wrk(wrk, url, "/api/v1/entitlements:check", seeded["key"], bodies, 2, denials=True)
+                runs[mode].append(
+                    run_wrk(wrk, url, "/api/v1/entitlements:check", seeded["key"], bodies, args.seconds, True)
+                )
+    on, off = median_run(runs["on"]), median_run(runs["off"])
+    print()
+    print(f"denied checks (402 billing_suspended), median of {args.rounds} rounds each")
+    print(f"{'receipts':<28} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7}")
+    for name, result in (("on (one upsert per denial)", on), ("off", off)):
+        print(f"{name:<28} {result['rps']:>8.0f} {result['p50']:>7.2f} {result['p99']:>7.2f}")
+    total = sum(DenialReceipt.objects.values_list("count", flat=True))
+    print(f"ratio on/off: {on['rps'] / off['rps']:.2f} (target ≥ 0.9); {total:,} denials counted in")
+    print(f"{DenialReceipt.objects.count():,} receipt rows")
 
 
 if __name__ == "__main__":

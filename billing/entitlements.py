@@ -1,5 +1,11 @@
-"""May this org do this now? The API's decision table, as one pure function."""
+"""May this org do this now? The API's decision table as data: one list of rules, two views.
 
+`decide` (the API's check and reserve) answers with the first rule that denies; `verdict` (the org's
+admin page) lists every rule that denies today, each with what lifts it. Both read RULES, so the
+page's "why is this org blocked?" can never disagree with what products receive.
+"""
+
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -90,19 +96,62 @@ class Decision:
         return DENIALS[self.reason][1] if not self.allowed else "Allowed."
 
 
+@dataclass(frozen=True)
+class Rule:
+    """One row of the decision table: a reason code, when it denies, and, in plain words for staff,
+    what it means and what lifts it."""
+
+    reason: str
+    denies: Callable[[EntitlementState, Decimal], bool]  # (state, cost of the call)
+    words: str
+    lifts: str
+    per_user: bool = False  # about the calling user, not the org
+
+
+# In the table's order of precedence (after org and metric, which raise before a state exists).
+RULES: tuple[Rule, ...] = (
+    Rule(
+        "not_a_member",
+        lambda state, cost: state.role is None,
+        "the user is not a member of the organization",
+        "Adding the user as a member lifts it.",
+        per_user=True,
+    ),
+    Rule(
+        "billing_suspended",
+        lambda state, cost: state.suspended,
+        "the organization is suspended",
+        "Lifting the suspension lifts it.",
+    ),
+    Rule(
+        "payment_blocked",
+        lambda state, cost: state.payment_status == PaymentStatus.BLOCKED,
+        "a metered invoice is unpaid",
+        "Paying the invoice (or voiding it in Stripe) lifts it.",
+    ),
+    Rule(
+        "spend_cap_reached",
+        lambda state, cost: state.overage_allowed and state.passes_cap(cost),
+        "this month's overage would pass the organization's spend cap",
+        "Raising or removing the spend cap, or the next month, lifts it.",
+    ),
+    Rule(
+        "insufficient_credits",
+        lambda state, cost: not state.overage_allowed and state.available < cost,
+        "the available balance does not cover the cost",
+        "Granting credits, the next month's allowance or a plan with overage lifts it.",
+    ),
+)
+assert [rule.reason for rule in RULES] == list(DENIALS), "RULES and DENIALS list the same reasons"
+
+
 def decide(state: EntitlementState, *, quantity: Decimal, cost: Decimal) -> Decision:
-    if state.role is None:
-        reason = "not_a_member"
-    elif state.suspended:
-        reason = "billing_suspended"
-    elif state.payment_status == PaymentStatus.BLOCKED:
-        reason = "payment_blocked"
-    elif (
-        state.overage_allowed and state.spend_cap is not None and state.overage_after(cost) > state.spend_cap
-    ):
-        reason = "spend_cap_reached"
-    elif not state.overage_allowed and state.available < cost:
-        reason = "insufficient_credits"
-    else:
-        reason = OK
+    """The API's answer: the first rule that denies, else ok."""
+    reason = next((rule.reason for rule in RULES if rule.denies(state, cost)), OK)
     return Decision(reason=reason, state=state, quantity=quantity, cost=cost)
+
+
+def verdict(state: EntitlementState, *, cost: Decimal) -> list[Rule]:
+    """Every rule that denies a call of this cost today, in precedence order (empty: allowed).
+    Its first rule is always the one `decide` answers with."""
+    return [rule for rule in RULES if rule.denies(state, cost)]

@@ -176,6 +176,9 @@ DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
 BILLING_SHADOW_MODE = env_bool("BILLING_SHADOW_MODE", default=True)
 BILLING_BILL_FROM = env_hour_instant("BILLING_BILL_FROM")
 SUPPORT_CREDIT_GRANT_LIMIT = env_decimal("SUPPORT_CREDIT_GRANT_LIMIT", default="1000")
+# Decision receipts: record the denials products receive (shown on the org's admin page); off only
+# to measure what recording costs (bench/check.py --receipts off).
+ENTITLEMENT_RECEIPTS = env_bool("ENTITLEMENT_RECEIPTS", default=True)
 
 # Usage history (PostgreSQL): monthly partitions made ahead; raw events archived past retention.
 USAGE_PARTITION_MONTHS_AHEAD = env_int("USAGE_PARTITION_MONTHS_AHEAD", default=3, minimum=1)

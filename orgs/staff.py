@@ -6,9 +6,12 @@ AppConfig.ready): Support sees everything and may take the few actions an app li
 may do everything in the apps that register.
 """
 
+import operator
+from functools import reduce
 from typing import Any
 
 from django.contrib.auth.management import create_permissions
+from django.db.models import Q
 
 from core.registries import staff_permissions
 
@@ -30,11 +33,15 @@ def sync_staff_groups(apps: Any, schema_editor: Any = None) -> None:
     views = Permission.objects.filter(
         content_type__app_label__in=own_apps + view_only_apps, codename__startswith="view_"
     )
-    support_actions = [
-        Permission.objects.get(content_type__app_label=p.app_label, codename=codename)
+    # Filtered, not fetched one by one: Django orders migrations of unrelated apps by their graph
+    # alone, and a new leaf migration elsewhere can run orgs' sync before billing's models (and
+    # their permissions) exist in the migration state; billing's own later sync grants them.
+    wanted = [
+        Q(content_type__app_label=p.app_label, codename=codename)
         for p in registered
-        for codename in sorted(p.support_actions)
+        for codename in p.support_actions
     ]
+    support_actions = Permission.objects.filter(reduce(operator.or_, wanted)) if wanted else []
     everything = Permission.objects.filter(content_type__app_label__in=own_apps)
 
     support, _ = Group.objects.get_or_create(name=SUPPORT)

@@ -3,6 +3,7 @@ from billing.admin import (  # noqa: F401 (registers the admins)
     plan_changes,
     products,
     purchases,
+    receipts,
     records,
     stripe_events,
     synced_stripe,

@@ -8,6 +8,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from billing.admin import org_list
+from billing.admin.status import render_status
 from billing.models import (
     BillingAccount,
     CreditGrant,
@@ -260,14 +262,18 @@ def _open(request, data: dict) -> Organization:
 
 def register_sections() -> None:
     """Called from BillingConfig.ready."""
+    organization_page.add(Section("status", order=0, header=render_status))
     organization_page.add(
         Section(
             "billing-account",
             order=10,
             inlines=(BillingAccountInline,),
             fields=(credits, invoices),
-            columns=(plan, payment_status),
+            columns=(plan, payment_status, *org_list.COLUMNS),
             select_related=("billing_account__plan",),
+            filters=org_list.FILTERS,
+            search=org_list.search,
+            prepare_rows=org_list.prepare_rows,
             actions=_account_actions,
         )
     )

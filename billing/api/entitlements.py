@@ -14,6 +14,7 @@ from billing.exceptions import EntitlementDenied
 from billing.pricing import bounded_cost
 from billing.selectors import balances, key_and_entitlement_state
 from billing.services.holds import release_hold, reserve_credits
+from billing.services.receipts import record_denial
 from core.api.parsing import EmptyBody, integer, parse_body, read_object, schema_for, text
 from core.api.ratelimits import enforce
 from core.api.schema import errors
@@ -114,11 +115,16 @@ class EntitlementCheckView(APIView):
         api_key, state_for = key_and_entitlement_state(
             prefix=presented.prefix, org_id=data["org_id"], user_id=data["user_id"], metric=data["metric"]
         )
-        state = state_for(verified_product(presented, api_key))
+        product = verified_product(presented, api_key)
+        state = state_for(product)
         enforce(presented.prefix, "check")
         decision = decide(
             state, quantity=data["quantity"], cost=bounded_cost(data["quantity"], state.credits_per_unit)
         )
+        if not decision.allowed:
+            record_denial(
+                decision=decision, product_id=product.pk, user_id=data["user_id"], metric=data["metric"]
+            )
         return decision_response(decision, org_id=data["org_id"], metric=data["metric"])
 
 
@@ -158,6 +164,12 @@ class EntitlementReserveView(APIView):
         try:
             hold, created, decision = reserve_credits(product=request.user, **data)
         except EntitlementDenied as denied:
+            record_denial(
+                decision=denied.decision,
+                product_id=request.user.pk,
+                user_id=data["user_id"],
+                metric=data["metric"],
+            )
             return decision_response(denied.decision, org_id=data["org_id"], metric=data["metric"])
         balance = decision.state.available - hold.cost if created else balances(hold.org)[0]
         body = {

@@ -34,6 +34,7 @@ from billing.models.invoicing import (
 )
 from billing.models.plan_changes import PlanChange, PlanChangeKind, PlanChangeStatus
 from billing.models.purchases import CreditPurchase, PurchaseStatus, TopUpTerms
+from billing.models.receipts import DenialReceipt
 from billing.models.stripe_events import ReceivedStripeEvent, StripeEventStatus
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "CreditBalance",
     "CreditGrant",
     "CreditPurchase",
+    "DenialReceipt",
     "EntryType",
     "FailureResolution",
     "GrantType",

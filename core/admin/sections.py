@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.admin.options import InlineModelAdmin
-from django.db.models import Model
+from django.db.models import Model, Q
 from django.forms import ModelForm
 from django.http import HttpRequest
 
@@ -34,6 +34,13 @@ class Section:
     actions: Callable[[], Sequence[ObjectAction]] = tuple
     # Messages for staff on the list and change pages (say, data behind that the page shows).
     warnings: Callable[[HttpRequest], Sequence[str]] = field(default=lambda request: ())
+    filters: tuple[Any, ...] = ()  # list filters (SimpleListFilter classes or field names)
+    # The list's search: a term → a condition on the object (None: not this section's kind of term).
+    search: Callable[[str], Q | None] | None = None
+    # Called once with the objects of the list's page, before its columns read them (batch reads).
+    prepare_rows: Callable[[Sequence[Any]], None] | None = None
+    # HTML shown at the top of the change page, above the form (say, the org's status header).
+    header: Callable[[HttpRequest, Any], str] | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,21 @@ class AdminPage:
 
     def actions(self) -> list[ObjectAction]:
         return [action for section in self.sections() for action in section.actions()]
+
+    def filters(self) -> list[Any]:
+        return [item for section in self.sections() for item in section.filters]
+
+    def searches(self, term: str) -> list[Q]:
+        found = (section.search(term) for section in self.sections() if section.search is not None)
+        return [condition for condition in found if condition is not None]
+
+    def prepare_rows(self, rows: Sequence[Any]) -> None:
+        for section in self.sections():
+            if section.prepare_rows is not None:
+                section.prepare_rows(rows)
+
+    def headers(self, request: HttpRequest, obj: Any) -> list[str]:
+        return [section.header(request, obj) for section in self.sections() if section.header is not None]
 
     def warnings(self, request: HttpRequest) -> list[str]:
         return [text for section in self.sections() for text in section.warnings(request)]

@@ -1,20 +1,33 @@
 """The organization's admin page. Its sections (members, billing, credits, usage, …) come from the
 apps that own them, through core.admin.sections.organization_page, in their registered order."""
 
+import operator
+from functools import reduce
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.utils.safestring import mark_safe
 
 from core.admin.actions import ObjectAction, ObjectActionsMixin
 from core.admin.history import HistoryAdmin
+from core.admin.paginators import EstimatedCountPaginator
 from core.admin.sections import organization_page
 from orgs.models import Membership, Organization
 from orgs.services.audit import Actor
 from orgs.services.organizations import update_organization
 
 PAGE = organization_page
+
+
+class OrganizationChangeList(ChangeList):
+    """The org list, whose page of rows the sections read in batches (say, billing's balances)."""
+
+    def get_results(self, request: HttpRequest) -> None:
+        super().get_results(request)
+        PAGE.prepare_rows(list(self.result_list))
 
 
 class LiveFilter(admin.SimpleListFilter):
@@ -34,10 +47,14 @@ class LiveFilter(admin.SimpleListFilter):
 
 @admin.register(Organization)
 class OrganizationAdmin(ObjectActionsMixin, HistoryAdmin):
-    list_display = ["name", "public_id", "slug", "billing_email", "personal", "created_at", "live"]
+    # The object actions' page plus the sections' headers (the status header) above the form.
+    change_form_template = "admin/orgs/organization/change_form.html"
+    # Few columns: rendering a cell costs more than its query (bench/admin.py); the sections add
+    # billing's plan, payment status, suspension and available balance.
+    list_display = ["name", "public_id", "billing_email", "live"]
     list_filter = [LiveFilter, "personal"]
     search_fields = ["name"]  # replaced by get_search_results; keeps the search box
-    search_help_text = "Name, slug, billing email, member email or org_… id."
+    search_help_text = "Name, slug, billing email, member email, org_… id or Stripe customer id (cus_…)."
     readonly_fields = ["public_id", "created_at", "updated_at", "deleted_at"]
     fields = [
         "public_id",
@@ -50,6 +67,7 @@ class OrganizationAdmin(ObjectActionsMixin, HistoryAdmin):
         "deleted_at",
     ]
     show_full_result_count = False
+    paginator = EstimatedCountPaginator  # the unfiltered list of 100,000 orgs reads the estimate
     list_per_page = 50
 
     @admin.display(boolean=True)
@@ -63,6 +81,12 @@ class OrganizationAdmin(ObjectActionsMixin, HistoryAdmin):
 
     def get_list_select_related(self, request: HttpRequest) -> list[str]:
         return PAGE.select_related()
+
+    def get_list_filter(self, request: HttpRequest) -> list[Any]:
+        return [*self.list_filter, *PAGE.filters()]
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return OrganizationChangeList
 
     def get_inlines(self, request: HttpRequest, obj: Organization | None) -> list[Any]:
         return PAGE.inlines() if obj is not None else []
@@ -91,6 +115,10 @@ class OrganizationAdmin(ObjectActionsMixin, HistoryAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         if request.method == "GET":
             self._warn(request)
+            org = self.get_object(request, object_id)
+            if org is not None:
+                headers = [mark_safe(html) for html in PAGE.headers(request, org)]  # noqa: S308 (rendered templates)
+                extra_context = {**(extra_context or {}), "page_headers": headers}
         return super().change_view(request, object_id, form_url, extra_context)
 
     # --- Search, creation, edits ----------------------------------------------------------------
@@ -103,6 +131,9 @@ class OrganizationAdmin(ObjectActionsMixin, HistoryAdmin):
             return queryset, False
         if term.startswith("org_"):
             return queryset.filter(public_id=term), False
+        other_ids = PAGE.searches(term)  # e.g. billing's Stripe customer ids (cus_…)
+        if other_ids:
+            return queryset.filter(reduce(operator.or_, other_ids)), False
         match = Q(name__icontains=term) | Q(slug=term.lower())
         if "@" in term:
             members = Membership.objects.filter(email__iexact=term).values("org_id")
