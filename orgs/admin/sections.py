@@ -150,7 +150,16 @@ def _restore(request, org, data):
     return f"{org.name} was restored."
 
 
+def _has_members(org) -> bool:
+    return Membership.objects.filter(org=org).exists()
+
+
+def _has_open_invitations(org) -> bool:
+    return Invitation.objects.filter(org=org, accepted_at__isnull=True, revoked_at__isnull=True).exists()
+
+
 def _member_actions() -> list[ObjectAction]:
+    group = "Members"
     return [
         ObjectAction(
             "upsert-member",
@@ -158,18 +167,29 @@ def _member_actions() -> list[ObjectAction]:
             UpsertMemberForm,
             "orgs.change_membership",
             _upsert_member,
+            group=group,
         ),
         ObjectAction(
-            "remove-member", "Remove member", RemoveMemberForm, "orgs.delete_membership", _remove_member
+            "remove-member",
+            "Remove member",
+            RemoveMemberForm,
+            "orgs.delete_membership",
+            _remove_member,
+            applies=_has_members,
+            group=group,
         ),
-        ObjectAction("invite", "Invite", InviteForm, "orgs.add_invitation", _invite, message_level=30),
+        ObjectAction(
+            "invite", "Invite", InviteForm, "orgs.add_invitation", _invite, message_level=30, group=group
+        ),
         ObjectAction(
             "resend-invitation",
             "Resend invitation",
             InvitationChoiceForm,
             "orgs.resend_invitation",
             _resend,
+            applies=_has_open_invitations,
             message_level=30,
+            group=group,
         ),
         ObjectAction(
             "revoke-invitation",
@@ -177,6 +197,8 @@ def _member_actions() -> list[ObjectAction]:
             RevokeInvitationForm,
             "orgs.revoke_invitation",
             _revoke,
+            applies=_has_open_invitations,
+            group=group,
         ),
     ]
 
