@@ -26,6 +26,7 @@ from billing.services.suspensions import lift_suspension, suspend_organization
 from core.admin.actions import ActionForm, ObjectAction, ReasonForm
 from core.admin.readonly import ReadOnlyInline
 from core.admin.sections import Creation, Section, organization_page
+from core.admin.timeline import TimelineEntry, history_entries
 from core.display import credits_text, money_text
 from orgs.models import Organization
 from orgs.services.audit import Actor
@@ -275,6 +276,18 @@ def _open(request, data: dict) -> Organization:
     )
 
 
+def _billing_timeline(org, limit: int) -> list[TimelineEntry]:
+    """The account's and the payment failures' recorded changes (their audit entries are orgs')."""
+
+    def latest(model):
+        return model.history.filter(org_id=org.pk).select_related("history_user").order_by("-history_date")
+
+    return [
+        *history_entries(latest(BillingAccount)[:limit], label="Billing account"),
+        *history_entries(latest(PaymentFailure)[:limit], label="Payment failure"),
+    ]
+
+
 def register_sections() -> None:
     """Called from BillingConfig.ready."""
     organization_page.add(
@@ -286,6 +299,7 @@ def register_sections() -> None:
             columns=(plan, payment_status),
             select_related=("billing_account__plan",),
             actions=_account_actions,
+            timeline=_billing_timeline,
         )
     )
     organization_page.add(

@@ -17,6 +17,7 @@ from django.forms import ModelForm
 from django.http import HttpRequest
 
 from core.admin.actions import ObjectAction
+from core.admin.timeline import TimelineEntry, merged
 from core.registries import Slot
 
 # A value shown on the page: a function of the object, labelled with @admin.display.
@@ -34,6 +35,9 @@ class Section:
     actions: Callable[[], Sequence[ObjectAction]] = tuple
     # Messages for staff on the list and change pages (say, data behind that the page shows).
     warnings: Callable[[HttpRequest], Sequence[str]] = field(default=lambda request: ())
+    # The object's timeline entries this app knows (its audit trail, its models' history), newest
+    # first, at most `limit`: (obj, limit) -> entries.
+    timeline: Callable[[Any, int], Sequence[TimelineEntry]] = field(default=lambda obj, limit: ())
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,9 @@ class AdminPage:
 
     def actions(self) -> list[ObjectAction]:
         return [action for section in self.sections() for action in section.actions()]
+
+    def timeline(self, obj: Any, *, limit: int) -> list[TimelineEntry]:
+        return merged((section.timeline(obj, limit) for section in self.sections()), limit=limit)
 
     def warnings(self, request: HttpRequest) -> list[str]:
         return [text for section in self.sections() for text in section.warnings(request)]
