@@ -6,7 +6,8 @@ when missing and running as root). It says which it used, then runs `makemigrati
 `ruff check`, `lint-imports` (the import directions in pyproject.toml), `mypy` (the types; its
 cache is in .venv) and pytest (with the arguments given; with none, the whole suite and then its
 calendar tests again at four awkward instants, then the demo's smoke run on SQLite:
-bin/demo_smoke.py), and stops whatever it started.
+bin/demo_smoke.py), and stops whatever it started. The browser suite (tests/browser) needs Debian's
+chromium and chromium-driver: installed first when missing and running as root, else it is skipped.
 """
 
 import glob
@@ -190,6 +191,24 @@ def find_redis() -> str:
     return start_redis()
 
 
+BROWSER_PACKAGES = {"chromium": "chromium", "chromedriver": "chromium-driver"}  # binary: Debian package
+
+
+def find_browser() -> None:
+    """The browser suite (tests/browser) drives Debian's Chromium through its chromedriver; installed
+    here when missing and running as root (a tool's own browser download fails on these machines),
+    else that suite skips itself and says why."""
+    missing = [package for binary, package in BROWSER_PACKAGES.items() if not shutil.which(binary)]
+    if not missing:
+        say("browser tests: Debian's chromium and chromium-driver")
+        return
+    if IS_ROOT and shutil.which("apt-get"):
+        for package in missing:
+            apt_install(package)
+        return
+    say(f"browser tests will be skipped: {' and '.join(missing)} missing (install them, or run as root)")
+
+
 def run(step: str, command: list[str], env: dict) -> None:
     say(step)
     result = subprocess.run(command, cwd=ROOT, env=env, check=False)
@@ -218,6 +237,7 @@ def main() -> None:
     env.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
     python = str(VENV_BIN / "python")
     pytest = [python, "-m", "pytest"]
+    find_browser()
     run("migrations match the models", [python, "manage.py", "makemigrations", "--check", "--dry-run"], env)
     run("lint (ruff)", [str(VENV_BIN / "ruff"), "check", "--quiet", "."], env)
     run("import directions (import-linter)", [str(VENV_BIN / "lint-imports"), "--no-cache"], env)

@@ -1,6 +1,7 @@
 """One timeline per object: entries several apps contribute (the audit trail, simple-history's
 changes), merged newest first, each with its actor, reason and what changed (before → after)."""
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -10,6 +11,7 @@ from django.db.models import Model
 
 # simple-history's bookkeeping and timestamps every save moves: never "what changed".
 NOT_CHANGES = {"id", "updated_at", "history_id", "history_date", "history_type", "history_user"}
+ISO_INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?([+-]\d{2}:\d{2}|Z)?$")
 HISTORY_VERBS = {"+": "created", "~": "changed", "-": "deleted"}
 
 
@@ -33,6 +35,8 @@ class TimelineEntry:
 def shown(value: Any) -> str:
     if value is None or value == "":
         return "—"
+    if isinstance(value, str) and ISO_INSTANT.match(value):
+        value = datetime.fromisoformat(value)  # an audit snapshot's instant, as JSON wrote it
     if isinstance(value, datetime):
         return f"{value:%Y-%m-%d %H:%M:%S}"
     return str(value)
@@ -49,9 +53,19 @@ def changes_between(before: dict[str, Any] | None, after: dict[str, Any] | None)
     ]
 
 
-def _tracked_fields(record: Model) -> list[str]:
-    names = [f.attname for f in record._meta.concrete_fields]
-    return [n for n in names if n not in NOT_CHANGES and not n.startswith("history_")]
+def _tracked_fields(record: Model) -> list[Any]:
+    return [
+        f
+        for f in record._meta.concrete_fields
+        if f.attname not in NOT_CHANGES and not f.attname.startswith("history_") and f.name != "org"
+    ]
+
+
+def _readable(record: Any, field: Any) -> str:
+    """A value as staff read it: a related row by its name, never its internal id."""
+    if field.is_relation and getattr(record, field.attname) is not None:
+        return shown(getattr(record, field.name))
+    return shown(getattr(record, field.attname))
 
 
 def history_entries(records: Iterable[Any], *, label: str) -> list[TimelineEntry]:
@@ -62,17 +76,22 @@ def history_entries(records: Iterable[Any], *, label: str) -> list[TimelineEntry
     entries = []
     for record in ordered:
         fields = _tracked_fields(record)
-        now = {name: getattr(record, name) for name in fields}
         earlier = previous.get(record.id)
         if record.history_type == "+":
             changes = [
-                Change(name, "—", shown(value)) for name, value in now.items() if value not in (None, "")
+                Change(f.name, "—", _readable(record, f))
+                for f in fields
+                if getattr(record, f.attname) not in (None, "")
             ]
         elif earlier is not None:
-            changes = changes_between(earlier, now)
+            changes = [
+                Change(f.name, _readable(earlier, f), _readable(record, f))
+                for f in fields
+                if getattr(earlier, f.attname) != getattr(record, f.attname)
+            ]
         else:
             changes = []
-        previous[record.id] = now
+        previous[record.id] = record
         if record.history_type == "~" and earlier is not None and not changes:
             continue  # a save that changed nothing shown
         user = record.history_user
