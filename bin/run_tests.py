@@ -10,7 +10,9 @@ smoke run on SQLite: bin/demo_smoke.py), and stops whatever it started.
 
 tests/topology (run alone after the suite, or when named in the arguments) gets a streaming
 replica of the test server (bin/pg_replica.py: pg_basebackup -R on a free port) through
-DATABASE_REPLICA_URL; when none can be made it says why and those tests are skipped.
+DATABASE_REPLICA_URL; when none can be made it says why and those tests are skipped. The browser
+suite (tests/browser) needs Debian's chromium and chromium-driver: installed first when missing and
+running as root, else it is skipped.
 """
 
 import glob
@@ -208,6 +210,22 @@ def with_replica(env: dict) -> dict:
     url, stop = made
     cleanups.append(stop)
     return {**env, "DATABASE_REPLICA_URL": url}
+BROWSER_PACKAGES = {"chromium": "chromium", "chromedriver": "chromium-driver"}  # binary: Debian package
+
+
+def find_browser() -> None:
+    """The browser suite (tests/browser) drives Debian's Chromium through its chromedriver; installed
+    here when missing and running as root (a tool's own browser download fails on these machines),
+    else that suite skips itself and says why."""
+    missing = [package for binary, package in BROWSER_PACKAGES.items() if not shutil.which(binary)]
+    if not missing:
+        say("browser tests: Debian's chromium and chromium-driver")
+        return
+    if IS_ROOT and shutil.which("apt-get"):
+        for package in missing:
+            apt_install(package)
+        return
+    say(f"browser tests will be skipped: {' and '.join(missing)} missing (install them, or run as root)")
 
 
 def run(step: str, command: list[str], env: dict) -> None:
@@ -238,6 +256,7 @@ def main() -> None:
     env.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
     python = str(VENV_BIN / "python")
     pytest = [python, "-m", "pytest"]
+    find_browser()
     run("migrations match the models", [python, "manage.py", "makemigrations", "--check", "--dry-run"], env)
     run("lint (ruff)", [str(VENV_BIN / "ruff"), "check", "--quiet", "."], env)
     run("import directions (import-linter)", [str(VENV_BIN / "lint-imports"), "--no-cache"], env)

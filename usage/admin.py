@@ -1,20 +1,26 @@
 """Usage on the org page (totals by product and metric) and the usage event list."""
 
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.contrib import admin, messages
 from django.db import DatabaseError
 from django.db.models import Sum
 from django.db.models.functions import TruncDate
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from billing.models import Metric
+from billing.periods import month_of
+from core.admin.dates import with_probed_dates
 from core.admin.paginators import EstimatedCountPaginator
 from core.admin.readonly import ReadOnlyAdmin, ReadOnlyInline
 from core.admin.sections import Section, organization_page
+from core.display import credits_text
+from orgs.models import Organization
 from usage.charts import daily_usage_svg
 from usage.models import MeterParity, MeterReport, UsageBucket, UsageEvent
-from usage.selectors import rollup_lag
+from usage.selectors import monthly_usage, rollup_lag
 
 
 def lag_warnings(request) -> list[str]:
@@ -65,18 +71,20 @@ class MeterReportInline(ReadOnlyInline):
     ordering = ["-created_at", "-id"]
 
 
-@admin.display(description="Credits per day, last 30 days")
+@admin.display(description="Credits per day, this month and last")
 def usage_chart(org):
-    today = timezone.now().date()
+    now = timezone.now()
+    today = now.date()
+    first = month_of(month_of(now) - timedelta(days=1))  # the first day of last month
     rows = (
-        UsageBucket.objects.filter(org=org, hour__gte=timezone.now() - timedelta(days=30))
+        UsageBucket.objects.filter(org=org, hour__gte=datetime(first.year, first.month, 1, tzinfo=UTC))
         .annotate(day=TruncDate("hour", tzinfo=UTC))
         .values("day", "product__slug", "metric")
         .annotate(cost=Sum("cost"))
     )
     return daily_usage_svg(
         [{"day": r["day"], "label": f"{r['product__slug']}:{r['metric']}", "cost": r["cost"]} for r in rows],
-        days=30,
+        days=(today - first).days + 1,
         today=today,
     )
 
@@ -103,23 +111,32 @@ def meter_parity(org):
     )
 
 
-@admin.display(description="Usage, last 30 days")
-def usage_last_30_days(org):
-    rows = (
-        UsageEvent.objects.filter(org=org, occurred_at__gte=timezone.now() - timedelta(days=30))
-        .values("product__slug", "metric")
-        .annotate(quantity=Sum("quantity"), cost=Sum("cost"), overage=Sum("overage"))
-        .order_by("product__slug", "metric")
-    )
+@admin.display(description="Usage by calendar month (UTC)")
+def usage_by_month(org):
+    rows = monthly_usage(org=org, now=timezone.now())
+    events = reverse("admin:usage_usageevent_changelist") + f"?org={org.public_id}"
+    link = format_html('<p><a href="{}">All usage events of this org →</a></p>', events)
     if not rows:
-        return "No usage."
+        return format_html("No usage this month or last. {}", link)
     return format_html(
-        "<table><tr><th>product</th><th>metric</th><th>quantity</th><th>credits</th><th>overage</th></tr>{}</table>",
+        "<table><tr><th>month</th><th>product</th><th>metric</th><th>quantity</th><th>credits</th>"
+        "<th>overage billed</th></tr>{}</table>{}",
         format_html_join(
             "",
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            ((r["product__slug"], r["metric"], r["quantity"], r["cost"], r["overage"]) for r in rows),
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    f"{r['month']:%B %Y}",
+                    r["product__slug"],
+                    r["metric"],
+                    credits_text(r["quantity"]),
+                    credits_text(r["cost"]),
+                    credits_text(r["billed"]),
+                )
+                for r in rows
+            ),
         ),
+        link,
     )
 
 
@@ -130,20 +147,92 @@ def register_sections() -> None:
             "usage",
             order=40,
             inlines=(MeterReportInline,),
-            fields=(usage_chart, usage_last_30_days, meter_parity),
+            fields=(usage_by_month, usage_chart, meter_parity),
             warnings=lag_warnings,
         )
     )
 
 
+class EventOrgFilter(admin.SimpleListFilter):
+    """By org, from the org page's link (`?org=org_…`) or the search box: never a list of every org."""
+
+    title = "organization"
+    parameter_name = "org"
+
+    def lookups(self, request, model_admin):
+        chosen = self.value()
+        org = Organization.objects.filter(public_id=chosen).first() if chosen else None
+        return [(org.public_id, org.name)] if org else []
+
+    def queryset(self, request, queryset):
+        return queryset.filter(org__public_id=self.value()) if self.value() else queryset
+
+
+class EventMetricFilter(admin.SimpleListFilter):
+    """By metric, from the catalog (a DISTINCT over millions of events would take seconds)."""
+
+    title = "metric"
+    parameter_name = "metric"
+
+    def lookups(self, request, model_admin):
+        keys = Metric.objects.order_by("key").values_list("key", flat=True).distinct()
+        return [(key, key) for key in keys]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(metric=self.value()) if self.value() else queryset
+
+
 @admin.register(UsageEvent)
 class UsageEventAdmin(RollupLagWarning, ReadOnlyAdmin):
-    list_display = ["event_id", "product", "org", "metric", "quantity", "cost", "overage", "occurred_at"]
-    list_filter = ["product"]
+    list_display = [
+        "occurred_at",
+        "org_name",
+        "product_slug",
+        "metric",
+        "user_id",
+        "quantity_shown",
+        "cost_shown",
+        "overage_shown",
+        "event",
+    ]
+    list_display_links = ["occurred_at"]
+    list_filter = [EventOrgFilter, "product", EventMetricFilter]
     list_select_related = ["product", "org"]
+    date_hierarchy = "occurred_at"
+    ordering = ["-occurred_at", "-id"]  # served by usage_event_occurred_idx
     search_fields = ["=event_id", "=org__public_id"]
+    search_help_text = "An event id or an org_… id, exactly."
     show_full_result_count = False
     paginator = EstimatedCountPaginator
+    change_list_template = "admin/usage/usageevent/change_list.html"
+
+    def get_queryset(self, request):
+        return with_probed_dates(super().get_queryset(request))
+
+    @admin.display(description="org", ordering="org__name")
+    def org_name(self, event):
+        return event.org.name
+
+    @admin.display(description="product")
+    def product_slug(self, event):
+        return event.product.slug
+
+    @admin.display(description="quantity")
+    def quantity_shown(self, event):
+        return credits_text(event.quantity)
+
+    @admin.display(description="credits")
+    def cost_shown(self, event):
+        return credits_text(event.cost)
+
+    @admin.display(description="overage")
+    def overage_shown(self, event):
+        return credits_text(event.overage)
+
+    @admin.display(description="event id")
+    def event(self, event):
+        short = event.event_id if len(event.event_id) <= 24 else f"{event.event_id[:21]}…"
+        return format_html('<span title="{}">{}</span>', event.event_id, short)
 
 
 @admin.register(UsageBucket)

@@ -5,6 +5,8 @@ from decimal import Decimal
 
 from django.utils.html import format_html, format_html_join
 
+from core.display import credits_text
+
 COLOURS = ["#417690", "#ba2121", "#79aec8", "#e5a00d", "#5b8a3a", "#8e44ad"]
 
 
@@ -16,7 +18,7 @@ def daily_usage_svg(rows: list[dict], *, days: int, today: date) -> str:
     first = today - timedelta(days=days - 1)
     labels = sorted({row["label"] for row in rows})
     if not labels:
-        return format_html("<p>No usage in the last {} days.</p>", days)
+        return format_html("<p>No usage in these {} days.</p>", days)
     per_day = {(row["day"], row["label"]): row["cost"] for row in rows}
     peak = max(per_day.values()) or Decimal(1)
     width, height, pad = 720, 180, 24
@@ -31,7 +33,7 @@ def daily_usage_svg(rows: list[dict], *, days: int, today: date) -> str:
                 continue
             h = float(cost / peak) * (height - pad)
             x = pad + index * slot + n * bar
-            title = f"{day:%Y-%m-%d} {label}: {cost} credits"
+            title = f"{day:%Y-%m-%d} {label}: {credits_text(cost)} credits"
             colour = COLOURS[n % len(COLOURS)]
             bars.append((f"{x:.1f}", f"{height - pad - h:.1f}", f"{bar:.1f}", f"{h:.1f}", colour, title))
     ticks = [

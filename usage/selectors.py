@@ -7,10 +7,11 @@ from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import Sum
-from django.db.models.functions import TruncDate
+from django.db.models.functions import TruncDate, TruncMonth
 from django.utils import timezone
 
 from billing.exceptions import UnprocessableEvent
+from billing.periods import month_end, month_of
 from billing.services.payments import org_for_customer
 from core.errors import InvalidRequest
 from core.instants import floor_hour
@@ -137,6 +138,22 @@ def month_of_instant(instant: datetime) -> datetime:
 def ceil_hour(instant: datetime) -> datetime:
     floor = floor_hour(instant)
     return floor if floor == instant else floor + timedelta(hours=1)
+
+
+def monthly_usage(*, org: Organization, now: datetime) -> list[dict[str, Any]]:
+    """This UTC calendar month's and the last one's usage per product and metric: quantity, credits
+    and the overage billed, sums of stored values, newest month first."""
+    this_month = month_of(now)
+    last_month = month_of(datetime(this_month.year, this_month.month, 1, tzinfo=UTC) - timedelta(days=1))
+    start = datetime(last_month.year, last_month.month, 1, tzinfo=UTC)
+    rows = (
+        UsageEvent.objects.filter(org=org, occurred_at__gte=start, occurred_at__lt=month_end(this_month))
+        .annotate(month=TruncMonth("occurred_at", tzinfo=UTC))
+        .values("month", "product__slug", "metric")
+        .annotate(quantity=Sum("quantity"), cost=Sum("cost"), billed=Sum("billable_overage"))
+        .order_by("-month", "product__slug", "metric")
+    )
+    return [{**row, "month": row["month"].date()} for row in rows]
 
 
 # --- The rollup's lag ------------------------------------------------------------------------------

@@ -28,6 +28,8 @@ from billing.services.suspensions import lift_suspension, suspend_organization
 from core.admin.actions import ActionForm, ObjectAction, ReasonForm
 from core.admin.readonly import ReadOnlyInline
 from core.admin.sections import Creation, Section, organization_page
+from core.admin.timeline import TimelineEntry, history_entries
+from core.display import credits_text, money_text
 from orgs.models import Organization
 from orgs.services.audit import Actor
 
@@ -139,8 +141,18 @@ class GrantCreditsForm(ActionForm):
 
 
 def _grant(request, org, data):
-    grant, _ = grant_credits(org=org, actor=Actor.staff(request.user), **data)
-    return f"Granted {grant.amount} {grant.grant_type} credits to {org.name}."
+    # The form's one-time token is also the grant's idempotency key: the same form sent twice is
+    # one grant even past the admin's own submission check.
+    grant, _ = grant_credits(
+        org=org,
+        actor=Actor.staff(request.user),
+        amount=data["amount"],
+        grant_type=data["grant_type"],
+        reason=data["reason"],
+        expires_at=data["expires_at"],
+        idempotency_key=f"admin-form:{data['submission']}",
+    )
+    return f"Granted {credits_text(grant.amount)} {grant.grant_type} credits to {org.name}."
 
 
 def _soft_delete(request, org, data):
@@ -164,8 +176,8 @@ def credits(org):
     drift = LedgerDrift.objects.filter(org=org).first()
     return format_html(
         "available <strong>{}</strong> · posted {}{}",
-        available,
-        posted,
+        credits_text(available),
+        credits_text(posted),
         format_html(" · <span style='color:#ba2121'>ledger drift found {}</span>", drift.found_at)
         if drift
         else "",
@@ -198,8 +210,8 @@ def _invoice_row(invoice, kinds: dict) -> tuple:
         data.get("number") or invoice.id,
         kinds.get(invoice.id, "not seen yet"),
         data.get("status", ""),
-        _money(data.get("amount_due"), data.get("currency")),
-        _money(data.get("amount_paid"), data.get("currency")),
+        money_text(data.get("amount_due"), data.get("currency")),
+        money_text(data.get("amount_paid"), data.get("currency")),
         f"{invoice.created:%Y-%m-%d}" if invoice.created else "",
         _date(data.get("due_date")),
     )
@@ -214,6 +226,7 @@ def _account_actions() -> list[ObjectAction]:
             "billing.suspend_organization",
             _suspend,
             applies=lambda org: org.billing_account.suspension_source != "manual",
+            group="Billing",
         ),
         ObjectAction(
             "lift-suspension",
@@ -222,8 +235,11 @@ def _account_actions() -> list[ObjectAction]:
             "billing.suspend_organization",
             _lift,
             applies=lambda org: org.billing_account.suspended_at is not None,
+            group="Billing",
         ),
-        ObjectAction("resync", "Resync from Stripe", ActionForm, "billing.resync_from_stripe", _resync),
+        ObjectAction(
+            "resync", "Resync from Stripe", ActionForm, "billing.resync_from_stripe", _resync, group="Billing"
+        ),
         ObjectAction(
             "soft-delete",
             "Soft-delete",
@@ -235,15 +251,17 @@ def _account_actions() -> list[ObjectAction]:
     ]
 
 
+def _grant_label(request) -> str:
+    """True for the one viewing: their own limit, none for those who may grant without one."""
+    if request.user.has_perm("billing.grant_unlimited_credits"):
+        return "Grant credits"
+    return f"Grant credits (up to {credits_text(settings.SUPPORT_CREDIT_GRANT_LIMIT)})"
+
+
 def _credit_actions() -> list[ObjectAction]:
-    limit = settings.SUPPORT_CREDIT_GRANT_LIMIT
     return [
         ObjectAction(
-            "grant-credits",
-            f"Grant credits (Support: up to {limit})",
-            GrantCreditsForm,
-            "billing.grant_credits",
-            _grant,
+            "grant-credits", _grant_label, GrantCreditsForm, "billing.grant_credits", _grant, group="Credits"
         ),
     ]
 
@@ -258,6 +276,18 @@ def _open(request, data: dict) -> Organization:
         owner_email=data["owner_email"],
         actor=Actor.staff(request.user),
     )
+
+
+def _billing_timeline(org, limit: int) -> list[TimelineEntry]:
+    """The account's and the payment failures' recorded changes (their audit entries are orgs')."""
+
+    def latest(model):
+        return model.history.filter(org_id=org.pk).select_related("history_user").order_by("-history_date")
+
+    return [
+        *history_entries(latest(BillingAccount)[:limit], label="Billing account"),
+        *history_entries(latest(PaymentFailure)[:limit], label="Payment failure"),
+    ]
 
 
 def register_sections() -> None:
@@ -275,6 +305,7 @@ def register_sections() -> None:
             search=org_list.search,
             prepare_rows=org_list.prepare_rows,
             actions=_account_actions,
+            timeline=_billing_timeline,
         )
     )
     organization_page.add(
@@ -292,12 +323,6 @@ def register_sections() -> None:
             create=_open,
         )
     )
-
-
-def _money(cents, currency) -> str:
-    if cents is None:
-        return ""
-    return f"{cents / 100:,.2f} {(currency or '').upper()}"
 
 
 def _date(timestamp) -> str:

@@ -3,8 +3,13 @@
 Each action names the permission it needs, takes its input (always a reason where the rule asks
 for one) from a form, and calls a service with `Actor.staff(request.user)`. A ServiceError shows
 on the form; nothing in the admin writes around the services.
+
+Every form carries a one-time token (`submission`, a hidden field filled when the form is shown).
+The token is claimed in its own committed row before the action runs, so the same form sent twice
+(a double click, the browser's resubmit) acts once; the second submit is told what the first did.
 """
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -21,10 +26,13 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
 from core.errors import ServiceError
+from core.services.submissions import claim_submission, finish_submission, release_submission
 
 
 class ActionForm(forms.Form):
-    """A form bound to the object it acts on (`self.obj`)."""
+    """A form bound to the object it acts on (`self.obj`), with its one-time token."""
+
+    submission = forms.UUIDField(widget=forms.HiddenInput)
 
     def __init__(self, *args: Any, obj: Any, **kwargs: Any) -> None:
         self.obj = obj
@@ -35,16 +43,34 @@ class ReasonForm(ActionForm):
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=2000)
 
 
+# A label, or a function of the request giving one (say, the grant limit of the one viewing).
+Label = str | Callable[[HttpRequest], str]
+
+
 @dataclass(frozen=True)
 class ObjectAction:
     name: str
-    label: str
+    label: Label
     form_class: type[ActionForm]
     permission: str
     # (request, obj, cleaned_data) -> the message shown to staff afterwards
     run: Callable[[HttpRequest, Any, dict[str, Any]], str]
     applies: Callable[[Any], bool] = lambda obj: True
     message_level: int = messages.SUCCESS
+    group: str = "Organization"  # the toolbar's group it is shown in
+
+    def label_for(self, request: HttpRequest) -> str:
+        return self.label if isinstance(self.label, str) else self.label(request)
+
+
+@dataclass(frozen=True)
+class ShownAction:
+    """An action as the toolbar shows it to one viewer."""
+
+    name: str
+    label: str
+    group: str
+    url: str
 
 
 # The mixin goes before ModelAdmin in an admin's bases; the type checker sees ModelAdmin behind it.
@@ -69,6 +95,17 @@ class ObjectActionsMixin(_AdminBase):
             if request.user.has_perm(action.permission) and action.applies(obj)
         ]
 
+    def _act_url(self, obj: Model, name: str) -> str:
+        info = self.opts.app_label, self.opts.model_name
+        return reverse("admin:{}_{}_act".format(*info), args=[obj.pk, name])
+
+    def shown_object_actions(self, request: HttpRequest, obj: Model | None) -> list[ShownAction]:
+        return [
+            ShownAction(a.name, a.label_for(request), a.group, self._act_url(obj, a.name))
+            for a in self.available_object_actions(request, obj)
+            if obj is not None
+        ]
+
     def get_urls(self) -> list[URLPattern]:
         info = self.opts.app_label, self.opts.model_name
         return [
@@ -88,7 +125,11 @@ class ObjectActionsMixin(_AdminBase):
         extra_context: dict[str, Any] | None = None,
     ) -> HttpResponse:
         obj = self.get_object(request, unquote(object_id))
-        context = {**(extra_context or {}), "object_actions": self.available_object_actions(request, obj)}
+        shown = self.shown_object_actions(request, obj)
+        groups: dict[str, list[ShownAction]] = {}
+        for action in shown:
+            groups.setdefault(action.group, []).append(action)
+        context = {**(extra_context or {}), "object_actions": shown, "action_groups": groups}
         return super().change_view(request, object_id, form_url, context)
 
     def object_action_view(self, request: HttpRequest, object_id: str, action_name: str) -> HttpResponse:
@@ -100,24 +141,52 @@ class ObjectActionsMixin(_AdminBase):
         action = next((a for a in self.available_object_actions(request, obj) if a.name == action_name), None)
         if action is None:
             raise PermissionDenied
-        form = action.form_class(
-            request.POST if request.method == "POST" else None, obj=obj, initial=request.GET.dict()
-        )
+        initial = {**request.GET.dict(), "submission": uuid.uuid4()}
+        form = action.form_class(request.POST if request.method == "POST" else None, obj=obj, initial=initial)
         if request.method == "POST" and form.is_valid():
-            try:
-                message = action.run(request, obj, form.cleaned_data)
-            except ServiceError as error:
-                form.add_error(None, f"{error.message} ({error.code})")
-            else:
-                messages.add_message(request, action.message_level, message)
+            done = self._submit(request, obj, action, form)
+            if done:
                 info = self.opts.app_label, self.opts.model_name
                 return redirect(reverse("admin:{}_{}_change".format(*info), args=[obj.pk]))
+        label = action.label_for(request)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
             "original": obj,
             "action": action,
+            "action_label": label,
             "form": form,
-            "title": f"{action.label}: {obj}",
+            "title": f"{label}: {obj}",
         }
         return TemplateResponse(request, "admin/object_action.html", context)
+
+    def _submit(self, request: HttpRequest, obj: Model, action: ObjectAction, form: ActionForm) -> bool:
+        """Run the action once per form token; False when the form is to be shown again with an error."""
+        data = dict(form.cleaned_data)
+        claim = claim_submission(
+            token=data["submission"],
+            action=action.name,
+            target=f"{self.opts.label_lower}:{obj.pk}",
+            user=request.user,
+        )
+        if not claim.first:
+            previous = claim.submission
+            said = f": {previous.outcome}" if previous.done_at else " and is still being processed."
+            messages.warning(
+                request,
+                f"This form was already submitted at {previous.created_at:%Y-%m-%d %H:%M:%S} UTC; "
+                f"nothing was done again. The first submit{said}",
+            )
+            return True
+        try:
+            message = action.run(request, obj, data)
+        except ServiceError as error:
+            release_submission(submission=claim.submission)
+            form.add_error(None, f"{error.message} ({error.code})")
+            return False
+        except Exception:
+            release_submission(submission=claim.submission)
+            raise
+        finish_submission(submission=claim.submission, outcome=message)
+        messages.add_message(request, action.message_level, message)
+        return True

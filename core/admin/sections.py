@@ -17,6 +17,7 @@ from django.forms import ModelForm
 from django.http import HttpRequest
 
 from core.admin.actions import ObjectAction
+from core.admin.timeline import TimelineEntry, merged
 from core.registries import Slot
 
 # A value shown on the page: a function of the object, labelled with @admin.display.
@@ -41,6 +42,9 @@ class Section:
     prepare_rows: Callable[[Sequence[Any]], None] | None = None
     # HTML shown at the top of the change page, above the form (say, the org's status header).
     header: Callable[[HttpRequest, Any], str] | None = None
+    # The object's timeline entries this app knows (its audit trail, its models' history), newest
+    # first, at most `limit`: (obj, limit) -> entries.
+    timeline: Callable[[Any, int], Sequence[TimelineEntry]] = field(default=lambda obj, limit: ())
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,8 @@ class AdminPage:
 
     def headers(self, request: HttpRequest, obj: Any) -> list[str]:
         return [section.header(request, obj) for section in self.sections() if section.header is not None]
+    def timeline(self, obj: Any, *, limit: int) -> list[TimelineEntry]:
+        return merged((section.timeline(obj, limit) for section in self.sections()), limit=limit)
 
     def warnings(self, request: HttpRequest) -> list[str]:
         return [text for section in self.sections() for text in section.warnings(request)]

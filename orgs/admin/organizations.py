@@ -6,9 +6,12 @@ from functools import reduce
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 from django.utils.safestring import mark_safe
 
 from core.admin.actions import ObjectAction, ObjectActionsMixin
@@ -120,6 +123,29 @@ class OrganizationAdmin(ObjectActionsMixin, HistoryAdmin):
                 headers = [mark_safe(html) for html in PAGE.headers(request, org)]  # noqa: S308 (rendered templates)
                 extra_context = {**(extra_context or {}), "page_headers": headers}
         return super().change_view(request, object_id, form_url, extra_context)
+
+    # --- The timeline ("History") ---------------------------------------------------------------
+
+    TIMELINE_LIMIT = 300
+
+    def history_view(self, request, object_id, extra_context=None):
+        """One timeline: the audit trail and every recorded change of the org and its rows, merged."""
+        org = self.get_object(request, unquote(object_id))
+        if org is None:
+            raise Http404
+        if not self.has_view_or_change_permission(request, org):
+            raise PermissionDenied
+        entries = PAGE.timeline(org, limit=self.TIMELINE_LIMIT)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "original": org,
+            "title": f"Timeline: {org.name}",
+            "entries": entries,
+            "limit": self.TIMELINE_LIMIT,
+            **(extra_context or {}),
+        }
+        return TemplateResponse(request, "admin/orgs/organization/timeline.html", context)
 
     # --- Search, creation, edits ----------------------------------------------------------------
 

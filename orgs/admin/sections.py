@@ -9,7 +9,8 @@ from django.utils.html import format_html
 from core.admin.actions import ActionForm, ObjectAction, ReasonForm
 from core.admin.readonly import ReadOnlyInline
 from core.admin.sections import Section, organization_page
-from orgs.models import AuditEntry, Invitation, Membership, Role
+from core.admin.timeline import TimelineEntry, changes_between, history_entries
+from orgs.models import AuditEntry, Invitation, Membership, Organization, Role
 from orgs.services.audit import Actor
 from orgs.services.invitations import create_invitation, resend_invitation, revoke_invitation
 from orgs.services.memberships import remove_membership, upsert_membership
@@ -150,7 +151,16 @@ def _restore(request, org, data):
     return f"{org.name} was restored."
 
 
+def _has_members(org) -> bool:
+    return Membership.objects.filter(org=org).exists()
+
+
+def _has_open_invitations(org) -> bool:
+    return Invitation.objects.filter(org=org, accepted_at__isnull=True, revoked_at__isnull=True).exists()
+
+
 def _member_actions() -> list[ObjectAction]:
+    group = "Members"
     return [
         ObjectAction(
             "upsert-member",
@@ -158,18 +168,29 @@ def _member_actions() -> list[ObjectAction]:
             UpsertMemberForm,
             "orgs.change_membership",
             _upsert_member,
+            group=group,
         ),
         ObjectAction(
-            "remove-member", "Remove member", RemoveMemberForm, "orgs.delete_membership", _remove_member
+            "remove-member",
+            "Remove member",
+            RemoveMemberForm,
+            "orgs.delete_membership",
+            _remove_member,
+            applies=_has_members,
+            group=group,
         ),
-        ObjectAction("invite", "Invite", InviteForm, "orgs.add_invitation", _invite, message_level=30),
+        ObjectAction(
+            "invite", "Invite", InviteForm, "orgs.add_invitation", _invite, message_level=30, group=group
+        ),
         ObjectAction(
             "resend-invitation",
             "Resend invitation",
             InvitationChoiceForm,
             "orgs.resend_invitation",
             _resend,
+            applies=_has_open_invitations,
             message_level=30,
+            group=group,
         ),
         ObjectAction(
             "revoke-invitation",
@@ -177,6 +198,8 @@ def _member_actions() -> list[ObjectAction]:
             RevokeInvitationForm,
             "orgs.revoke_invitation",
             _revoke,
+            applies=_has_open_invitations,
+            group=group,
         ),
     ]
 
@@ -194,9 +217,51 @@ def _org_actions() -> list[ObjectAction]:
     ]
 
 
+def _audit_timeline(org, limit: int) -> list[TimelineEntry]:
+    entries = (
+        AuditEntry.objects.filter(org=org)
+        .select_related("actor_user", "actor_product")
+        .order_by("-created_at", "-id")[:limit]
+    )
+    return [
+        TimelineEntry(
+            at=entry.created_at,
+            source="audit",
+            what=entry.action,
+            actor=f"{entry.actor_type}: {entry.actor_label}" if entry.actor_label else entry.actor_type,
+            reason=entry.reason,
+            changes=tuple(changes_between(entry.before, entry.after)),
+        )
+        for entry in entries
+    ]
+
+
+def _history_timeline(org, limit: int) -> list[TimelineEntry]:
+    def latest(model, **match):
+        return model.history.filter(**match).select_related("history_user").order_by("-history_date")[:limit]
+
+    return [
+        *history_entries(latest(Organization, id=org.pk), label="Organization"),
+        *history_entries(latest(Membership, org_id=org.pk), label="Membership"),
+        *history_entries(latest(Invitation, org_id=org.pk), label="Invitation"),
+    ]
+
+
+def _orgs_timeline(org, limit: int) -> list[TimelineEntry]:
+    return [*_audit_timeline(org, limit), *_history_timeline(org, limit)]
+
+
 def register_sections() -> None:
     """Called from OrgsConfig.ready."""
     organization_page.add(
         Section("members", order=20, inlines=(MembershipInline, InvitationInline), actions=_member_actions)
     )
-    organization_page.add(Section("audit", order=90, inlines=(RecentAuditInline,), actions=_org_actions))
+    organization_page.add(
+        Section(
+            "audit",
+            order=90,
+            inlines=(RecentAuditInline,),
+            actions=_org_actions,
+            timeline=_orgs_timeline,
+        )
+    )

@@ -6,7 +6,7 @@ from billing.models import BillingAccount, SuspensionSource
 from orgs.models import AuditEntry
 from orgs.staff import BILLING_ADMIN, SUPPORT
 from tests.billing.conftest import deliver, subscribe
-from tests.conftest import staff
+from tests.conftest import staff, submitted
 
 pytestmark = pytest.mark.django_db
 
@@ -23,14 +23,14 @@ def act(org, action):
 def test_support_suspends_and_lifts_with_a_reason(client, org):
     support = staff_client(client, "sam", SUPPORT)
 
-    support.post(act(org, "suspend"), {"reason": "chargeback under review"})
+    support.post(act(org, "suspend"), submitted({"reason": "chargeback under review"}))
     account = BillingAccount.objects.get(org=org)
     assert (account.suspension_source, account.suspension_reason) == (
         SuspensionSource.MANUAL,
         "chargeback under review",
     )
 
-    support.post(act(org, "lift-suspension"), {"reason": "cleared"})
+    support.post(act(org, "lift-suspension"), submitted({"reason": "cleared"}))
 
     assert BillingAccount.objects.get(org=org).suspended_at is None
     assert [e.actor_user.username for e in AuditEntry.objects.filter(org=org, category="suspension")] == [
@@ -40,7 +40,7 @@ def test_support_suspends_and_lifts_with_a_reason(client, org):
 
 
 def test_support_may_not_resync(client, org):
-    assert staff_client(client, "sam", SUPPORT).post(act(org, "resync"), {}).status_code == 403
+    assert staff_client(client, "sam", SUPPORT).post(act(org, "resync"), submitted({})).status_code == 403
 
 
 def test_billing_admin_resyncs_an_org_from_stripe(client, org, customer, stripe_standin, stripe_catalog):
@@ -49,7 +49,7 @@ def test_billing_admin_resyncs_an_org_from_stripe(client, org, customer, stripe_
         customer, status="open", lines=[(stripe_catalog["team"].stripe_price_id, 19900)]
     )
 
-    response = staff_client(client, "bea", BILLING_ADMIN).post(act(org, "resync"), {}, follow=True)
+    response = staff_client(client, "bea", BILLING_ADMIN).post(act(org, "resync"), submitted({}), follow=True)
 
     assert "plan team, 1 invoices read" in str(next(iter(response.context["messages"])))
     account = BillingAccount.objects.get(org=org)
@@ -67,7 +67,7 @@ def test_the_org_page_lists_invoices_with_their_kind(
     page = staff_client(client, "sam", SUPPORT).get(reverse("admin:orgs_organization_change", args=[org.pk]))
 
     html = page.content.decode()
-    assert "ACME-0001" in html and "<td>plan</td>" in html and "49.00 USD" in html
+    assert "ACME-0001" in html and "<td>plan</td>" in html and "$49.00" in html
     assert f"{invoice['id']} (plan, since" in html  # the open failure on the billing account
 
 

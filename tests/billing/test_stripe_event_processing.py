@@ -35,6 +35,7 @@ from orgs.services.audit import Actor
 from orgs.staff import BILLING_ADMIN, SUPPORT
 from tests.billing.conftest import deliver, subscribe
 from tests.concurrency import committing, run_concurrently
+from tests.conftest import submitted
 from tests.factories import OrganizationFactory
 from tests.stripe_standin.fixtures import WEBHOOK_SECRET
 from tests.stripe_standin.server import sign_webhook
@@ -203,7 +204,7 @@ def test_support_may_not_replay(client, failed_event):
     support = staff_client(client, "sam", SUPPORT)
     url = reverse("admin:billing_receivedstripeevent_act", args=[failed_event.pk, "replay"])
 
-    assert support.post(url, {"reason": "try again"}).status_code == 403
+    assert support.post(url, submitted({"reason": "try again"})).status_code == 403
     failed_event.refresh_from_db()
     assert failed_event.status == StripeEventStatus.FAILED
 
@@ -213,7 +214,7 @@ def test_billing_admin_replays_through_the_task(client, failed_event, django_cap
     url = reverse("admin:billing_receivedstripeevent_act", args=[failed_event.pk, "replay"])
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = admin.post(url, {"reason": "customer relinked"}, follow=True)
+        response = admin.post(url, submitted({"reason": "customer relinked"}), follow=True)
 
     assert "queued for processing again" in str(next(iter(response.context["messages"])))
     failed_event.refresh_from_db()

@@ -30,8 +30,8 @@ def test_the_org_page_has_every_apps_sections_in_their_order():
     assert [f.__name__ for f in organization_page.fields()] == [
         "credits",
         "invoices",
+        "usage_by_month",
         "usage_chart",
-        "usage_last_30_days",
         "meter_parity",
     ]
 

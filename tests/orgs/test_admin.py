@@ -5,11 +5,12 @@ import pytest
 from django.urls import reverse
 
 from billing.models import BillingAccount, CreditGrant
+from core.display import credits_text
 from orgs.models import AuditEntry, Invitation, Membership, Organization, ProductAPIKey, Role
 from orgs.services.audit import Actor
 from orgs.services.invitations import create_invitation
 from orgs.staff import BILLING_ADMIN
-from tests.conftest import FREE_CREDITS, MEMBER, OWNER, as_api, client_with, staff
+from tests.conftest import FREE_CREDITS, MEMBER, OWNER, client_with, staff, submitted
 
 pytestmark = pytest.mark.django_db
 
@@ -59,7 +60,7 @@ def test_support_sees_the_org_page_and_only_its_own_actions(support, org):
 
 
 def test_support_cannot_remove_a_member(support, org):
-    response = support.post(act(org, "remove-member"), {"user_id": MEMBER, "reason": "asked"})
+    response = support.post(act(org, "remove-member"), submitted({"user_id": MEMBER, "reason": "asked"}))
 
     assert response.status_code == 403
     assert Membership.objects.filter(org=org, user_id=MEMBER).exists()
@@ -70,7 +71,9 @@ def test_support_resends_an_invitation_and_sees_the_new_token_once(support, org)
         org=org, email="x@x.example", role=Role.MEMBER, actor=Actor.system("t")
     )
 
-    response = support.post(act(org, "resend-invitation"), {"invitation": invitation.pk}, follow=True)
+    response = support.post(
+        act(org, "resend-invitation"), submitted({"invitation": invitation.pk}), follow=True
+    )
 
     message = str(next(iter(response.context["messages"])))
     token = re.search(r"\(shown only now\): (\S+)", message).group(1)
@@ -81,7 +84,7 @@ def test_support_resends_an_invitation_and_sees_the_new_token_once(support, org)
 
 def test_billing_admin_removes_a_member_through_the_service(billing_admin, org):
     response = billing_admin.post(
-        act(org, "remove-member"), {"user_id": MEMBER, "reason": "left the company"}
+        act(org, "remove-member"), submitted({"user_id": MEMBER, "reason": "left the company"})
     )
 
     assert response.status_code == 302
@@ -91,7 +94,7 @@ def test_billing_admin_removes_a_member_through_the_service(billing_admin, org):
 
 
 def test_a_refused_action_shows_the_rule_and_changes_nothing(billing_admin, org):
-    response = billing_admin.post(act(org, "remove-member"), {"user_id": OWNER, "reason": "x"})
+    response = billing_admin.post(act(org, "remove-member"), submitted({"user_id": OWNER, "reason": "x"}))
 
     assert response.status_code == 200
     assert "last_owner" in response.content.decode()
@@ -99,17 +102,17 @@ def test_a_refused_action_shows_the_rule_and_changes_nothing(billing_admin, org)
 
 
 def test_an_action_needs_a_reason(billing_admin, org):
-    response = billing_admin.post(act(org, "soft-delete"), {"reason": ""})
+    response = billing_admin.post(act(org, "soft-delete"), submitted({"reason": ""}))
 
     assert response.status_code == 200
     assert Organization.live.filter(pk=org.pk).exists()
 
 
 def test_billing_admin_soft_deletes_and_restores(billing_admin, org):
-    billing_admin.post(act(org, "soft-delete"), {"reason": "duplicate org"})
+    billing_admin.post(act(org, "soft-delete"), submitted({"reason": "duplicate org"}))
     assert not Organization.live.filter(pk=org.pk).exists()
 
-    billing_admin.post(act(org, "restore"), {"reason": "not a duplicate after all"})
+    billing_admin.post(act(org, "restore"), submitted({"reason": "not a duplicate after all"}))
 
     assert Organization.live.filter(pk=org.pk).exists()
     assert list(
@@ -125,7 +128,7 @@ def test_billing_admin_revokes_an_invitation(billing_admin, org):
     invitation, _ = create_invitation(org=org, email="x@x.example", role=Role.MEMBER, actor=Actor.system("t"))
 
     billing_admin.post(
-        act(org, "revoke-invitation"), {"invitation": invitation.pk, "reason": "sent by mistake"}
+        act(org, "revoke-invitation"), submitted({"invitation": invitation.pk, "reason": "sent by mistake"})
     )
 
     assert Invitation.objects.get(pk=invitation.pk).revoked_at is not None
@@ -168,7 +171,9 @@ def test_billing_admin_opens_an_org_with_its_billing_account(billing_admin):
 
 def test_billing_admin_issues_an_api_key_shown_once(billing_admin, product, org):
     response = billing_admin.post(
-        reverse("admin:orgs_product_act", args=[product.pk, "issue-key"]), {"name": "red prod"}, follow=True
+        reverse("admin:orgs_product_act", args=[product.pk, "issue-key"]),
+        submitted({"name": "red prod"}),
+        follow=True,
     )
 
     message = str(next(iter(response.context["messages"])))
@@ -182,9 +187,11 @@ def test_billing_admin_issues_an_api_key_shown_once(billing_admin, product, org)
 def test_support_cannot_issue_or_revoke_keys(support, product, api_key):
     api_key_row = ProductAPIKey.objects.get()
 
-    issue = support.post(reverse("admin:orgs_product_act", args=[product.pk, "issue-key"]), {"name": "x"})
+    issue = support.post(
+        reverse("admin:orgs_product_act", args=[product.pk, "issue-key"]), submitted({"name": "x"})
+    )
     revoke = support.post(
-        reverse("admin:orgs_productapikey_act", args=[api_key_row.pk, "revoke"]), {"reason": "x"}
+        reverse("admin:orgs_productapikey_act", args=[api_key_row.pk, "revoke"]), submitted({"reason": "x"})
     )
 
     assert (issue.status_code, revoke.status_code) == (403, 403)
@@ -224,8 +231,8 @@ def test_support_grants_credits_up_to_the_limit(support, org, settings):
     settings.SUPPORT_CREDIT_GRANT_LIMIT = Decimal(1000)
     form = {"amount": "1000.5", "grant_type": "adjustment", "reason": "goodwill", "expires_at": ""}
 
-    refused = support.post(act(org, "grant-credits"), form)
-    granted = support.post(act(org, "grant-credits"), {**form, "amount": "1000"})
+    refused = support.post(act(org, "grant-credits"), submitted(form))
+    granted = support.post(act(org, "grant-credits"), submitted({**form, "amount": "1000"}))
 
     assert refused.status_code == 200 and "grant_limit_exceeded" in refused.content.decode()
     assert granted.status_code == 302
@@ -238,12 +245,12 @@ def test_support_grants_credits_up_to_the_limit(support, org, settings):
 def test_billing_admin_grants_beyond_the_support_limit(billing_admin, org):
     form = {"amount": "50000", "grant_type": "purchase", "reason": "invoice 42", "expires_at": ""}
 
-    assert billing_admin.post(act(org, "grant-credits"), form).status_code == 302
+    assert billing_admin.post(act(org, "grant-credits"), submitted(form)).status_code == 302
     assert CreditGrant.objects.filter(org=org, grant_type="purchase", amount=50000).exists()
 
 
 def test_the_org_page_shows_credits_and_ledger(support, org):
     page = support.get(change_page(org)).content.decode()
 
-    assert f"available <strong>{as_api(FREE_CREDITS)}</strong>" in page
+    assert f"available <strong>{credits_text(FREE_CREDITS)}</strong>" in page
     assert "Ledger (latest 50" in page and "allowance" in page

@@ -9,6 +9,7 @@ from orgs.services.audit import Actor
 from orgs.services.event_endpoints import create_endpoint
 from orgs.services.memberships import upsert_membership
 from orgs.staff import BILLING_ADMIN, SUPPORT
+from tests.conftest import submitted
 
 pytestmark = pytest.mark.django_db
 
@@ -36,7 +37,8 @@ def test_support_sees_a_delivery_and_its_attempts_but_may_not_replay(client, fai
 
     page = support.get(reverse("admin:orgs_eventdelivery_change", args=[failed_delivery.pk]))
     replay = support.post(
-        reverse("admin:orgs_eventdelivery_act", args=[failed_delivery.pk, "replay"]), {"reason": "x"}
+        reverse("admin:orgs_eventdelivery_act", args=[failed_delivery.pk, "replay"]),
+        submitted({"reason": "x"}),
     )
 
     assert page.status_code == 200 and "upstream trouble" in page.content.decode()
@@ -51,7 +53,7 @@ def test_billing_admin_replays_a_delivery(
     with django_capture_on_commit_callbacks(execute=True):
         admin.post(
             reverse("admin:orgs_eventdelivery_act", args=[failed_delivery.pk, "replay"]),
-            {"reason": "receiver fixed"},
+            submitted({"reason": "receiver fixed"}),
         )
 
     failed_delivery.refresh_from_db()

@@ -15,7 +15,7 @@ from orgs.services.invitations import create_invitation, expire_invitations, has
 from orgs.services.memberships import upsert_membership
 from orgs.staff import SUPPORT
 from tests.concurrency import committing, run_concurrently
-from tests.conftest import FREE_SEATS, OWNER, fill_seats, staff
+from tests.conftest import FREE_SEATS, OWNER, fill_seats, staff, submitted
 from tests.factories import OrganizationFactory
 
 SYSTEM = Actor.system("tests")
@@ -94,7 +94,7 @@ def test_support_sees_the_seat_rule_when_a_resend_is_refused(client, org):
     fill_seats(org)
     url = reverse("admin:orgs_organization_act", args=[org.pk, "resend-invitation"])
 
-    response = client.post(url, {"invitation": invitation.pk})
+    response = client.post(url, submitted({"invitation": invitation.pk}))
 
     assert response.status_code == 200
     assert "seat_limit_reached" in response.content.decode()
