@@ -19,6 +19,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils.cache import add_never_cache_headers
 
 from core.errors import ServiceError
 
@@ -36,13 +37,22 @@ class ReasonForm(ActionForm):
 
 
 @dataclass(frozen=True)
+class ShownOnce:
+    """An action's result holding a secret (a new API key): shown on the page that answers the
+    form, marked not to be cached, never put in a message (messages may be stored in a cookie)."""
+
+    message: str
+    secret: str
+
+
+@dataclass(frozen=True)
 class ObjectAction:
     name: str
     label: str
     form_class: type[ActionForm]
     permission: str
-    # (request, obj, cleaned_data) -> the message shown to staff afterwards
-    run: Callable[[HttpRequest, Any, dict[str, Any]], str]
+    # (request, obj, cleaned_data) -> the message shown to staff afterwards (or a page: ShownOnce)
+    run: Callable[[HttpRequest, Any, dict[str, Any]], "str | ShownOnce"]
     applies: Callable[[Any], bool] = lambda obj: True
     message_level: int = messages.SUCCESS
 
@@ -91,6 +101,21 @@ class ObjectActionsMixin(_AdminBase):
         context = {**(extra_context or {}), "object_actions": self.available_object_actions(request, obj)}
         return super().change_view(request, object_id, form_url, context)
 
+    def _shown_once(
+        self, request: HttpRequest, obj: Model, action: ObjectAction, result: ShownOnce
+    ) -> HttpResponse:
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "original": obj,
+            "action": action,
+            "result": result,
+            "title": f"{action.label}: {obj}",
+        }
+        response = TemplateResponse(request, "admin/object_action_result.html", context)
+        add_never_cache_headers(response)
+        return response
+
     def object_action_view(self, request: HttpRequest, object_id: str, action_name: str) -> HttpResponse:
         obj = self.get_object(request, unquote(object_id))
         if obj is None:
@@ -109,6 +134,8 @@ class ObjectActionsMixin(_AdminBase):
             except ServiceError as error:
                 form.add_error(None, f"{error.message} ({error.code})")
             else:
+                if isinstance(message, ShownOnce):
+                    return self._shown_once(request, obj, action, message)
                 messages.add_message(request, action.message_level, message)
                 info = self.opts.app_label, self.opts.model_name
                 return redirect(reverse("admin:{}_{}_change".format(*info), args=[obj.pk]))
