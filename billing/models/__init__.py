@@ -32,7 +32,7 @@ from billing.models.invoicing import (
     StripeEventProblem,
     StripeMeter,
 )
-from billing.models.stripe_events import ReceivedStripeEvent, StripeEventStatus
+from billing.models.stripe_events import ReceivedStripeEvent, RejectedWebhookTally, StripeEventStatus
 
 __all__ = [
     "AllowanceClaim",
@@ -59,6 +59,7 @@ __all__ = [
     "PlanQuerySet",
     "ReceivedStripeEvent",
     "RejectedWebhook",
+    "RejectedWebhookTally",
     "StripeEventProblem",
     "StripeEventStatus",
     "StripeMeter",
