@@ -5,16 +5,14 @@ the delivery durable: the signature is checked against the endpoint's secret (dj
 WebhookEndpoint row; the `x-djstripe-webhook-secret` header dj-stripe honours in DEBUG is never
 read here), the event is stored once (billing.services.stripe_events) and the answer is 200.
 dj-stripe's sync and the receivers run in a task after the commit. A rejected delivery (no or a
-bad signature, an unknown endpoint, a body that is no Stripe event) gets a 4xx and a `security`
-audit entry, one per source and minute, so unauthenticated posts cannot flood the log.
+bad signature, an unknown endpoint, a body that is no Stripe event) gets a 4xx, counted per source and
+minute (RejectedWebhookTally) with one `security` audit entry each, so posts cannot flood the log.
 """
 
 import logging
-from datetime import timedelta
 
 import stripe
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseNotFound
-from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
@@ -22,36 +20,19 @@ from djstripe.enums import WebhookEndpointValidation
 from djstripe.models import WebhookEndpoint
 
 from billing.services.stripe_events import store_stripe_event
+from billing.services.webhook_rejections import tally_rejected_webhook
 from core.api.bodies import load_json
 from core.errors import InvalidRequest
 from core.requests import client_ip
-from orgs.models import AuditCategory, AuditEntry
-from orgs.services.audit import Actor, record_audit
 
 logger = logging.getLogger(__name__)
 
 
 def _reject(request: HttpRequest, uuid: object, reason: str, response: HttpResponse) -> HttpResponse:
     ip = client_ip(request)
-    now = timezone.now()
-    minute = now.replace(second=0, microsecond=0)
     logger.warning("Rejected a Stripe webhook delivery to %s from %s: %s", uuid, ip, reason)
-    seen = AuditEntry.objects.filter(
-        category=AuditCategory.SECURITY,
-        action="webhook.rejected",
-        created_at__gte=minute,
-        created_at__lt=minute + timedelta(minutes=1),
-        after__ip=ip,
-    ).exists()
-    if not seen:  # one entry per source and minute: the log's size is bounded whoever posts
-        claimed = request.body[:2000].decode("utf-8", "replace").replace("\x00", "\ufffd")
-        record_audit(
-            actor=Actor.stripe(),
-            action="webhook.rejected",
-            category=AuditCategory.SECURITY,
-            reason=reason,
-            after={"endpoint": str(uuid), "ip": ip, "body_start": claimed[:500]},
-        )
+    claimed = request.body[:2000].decode("utf-8", "replace").replace("\x00", "\ufffd")
+    tally_rejected_webhook(source=ip, endpoint=str(uuid), reason=reason, body_start=claimed)
     return response
 
 

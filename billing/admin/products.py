@@ -6,7 +6,7 @@ from django.contrib import admin, messages
 
 from billing.exceptions import InvalidProductTerms
 from billing.services.product_terms import check_product_terms, update_product_terms
-from core.admin.actions import ActionForm, ObjectAction, ObjectActionsMixin
+from core.admin.actions import ActionForm, ObjectAction, ObjectActionsMixin, ShownOnce
 from core.admin.history import HistoryAdmin
 from core.admin.readonly import ReadOnlyInline
 from orgs.models import AuditEntry, Product, ProductAPIKey
@@ -46,9 +46,10 @@ class IssueKeyForm(ActionForm):
 
 def _issue_key(request, product, data):
     api_key, key = issue_api_key(product=product, name=data["name"], actor=Actor.staff(request.user))
-    return (
-        f"API key “{api_key.name}” for {product.slug}: {key} — copy it now, it is shown only once "
-        "and stored only hashed."
+    return ShownOnce(
+        f"API key “{api_key.name}” for {product.slug}: copy it now, it is shown only once and stored "
+        "only hashed.",
+        key,
     )
 
 

@@ -15,6 +15,7 @@ from billing.models import (
     PaymentFailure,
     Plan,
     RejectedWebhook,
+    RejectedWebhookTally,
     StripeEventProblem,
 )
 from core.admin.history import HistoryAdmin
@@ -170,3 +171,13 @@ class RejectedWebhookAdmin(ReadOnlyAdmin):
     @admin.display
     def endpoint(self, entry):
         return (entry.after or {}).get("endpoint", "")
+
+
+@admin.register(RejectedWebhookTally)
+class RejectedWebhookTallyAdmin(ReadOnlyAdmin):
+    """Every rejected Stripe webhook post, counted per source address and minute."""
+
+    list_display = ["minute", "source", "count", "last_reason", "endpoint"]
+    date_hierarchy = "minute"
+    search_fields = ["=source"]
+    ordering = ["-minute"]

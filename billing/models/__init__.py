@@ -35,7 +35,7 @@ from billing.models.invoicing import (
 from billing.models.plan_changes import PlanChange, PlanChangeKind, PlanChangeStatus
 from billing.models.purchases import CreditPurchase, PurchaseStatus, TopUpTerms
 from billing.models.receipts import DenialReceipt
-from billing.models.stripe_events import ReceivedStripeEvent, StripeEventStatus
+from billing.models.stripe_events import ReceivedStripeEvent, RejectedWebhookTally, StripeEventStatus
 
 __all__ = [
     "AllowanceClaim",
@@ -68,6 +68,7 @@ __all__ = [
     "PurchaseStatus",
     "ReceivedStripeEvent",
     "RejectedWebhook",
+    "RejectedWebhookTally",
     "StripeEventProblem",
     "StripeEventStatus",
     "StripeMeter",

@@ -55,3 +55,24 @@ class ReceivedStripeEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.event_id}"
+
+
+class RejectedWebhookTally(models.Model):
+    """Rejected webhook posts (no or a bad signature, an unknown endpoint, no safe JSON) counted per
+    source address and minute: however many arrive, one row per source and minute, plus one
+    `security` audit entry (the first)."""
+
+    source = models.CharField(max_length=64)
+    minute = models.DateTimeField()
+    count = models.PositiveIntegerField(default=1)
+    last_reason = models.CharField(max_length=100)
+    endpoint = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["source", "minute"], name="one_tally_per_source_minute")
+        ]
+        indexes = [models.Index(fields=["-minute"], name="tally_by_minute")]
+
+    def __str__(self) -> str:
+        return f"{self.count} from {self.source} at {self.minute:%Y-%m-%d %H:%M}"

@@ -24,6 +24,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils.cache import add_never_cache_headers
 
 from core.errors import ServiceError
 from core.services.submissions import claim_submission, finish_submission, release_submission
@@ -48,13 +49,22 @@ Label = str | Callable[[HttpRequest], str]
 
 
 @dataclass(frozen=True)
+class ShownOnce:
+    """An action's result holding a secret (a new API key): shown on the page that answers the
+    form, marked not to be cached, never put in a message (messages may be stored in a cookie)."""
+
+    message: str
+    secret: str
+
+
+@dataclass(frozen=True)
 class ObjectAction:
     name: str
     label: Label
     form_class: type[ActionForm]
     permission: str
-    # (request, obj, cleaned_data) -> the message shown to staff afterwards
-    run: Callable[[HttpRequest, Any, dict[str, Any]], str]
+    # (request, obj, cleaned_data) -> the message shown to staff afterwards (or a page: ShownOnce)
+    run: Callable[[HttpRequest, Any, dict[str, Any]], "str | ShownOnce"]
     applies: Callable[[Any], bool] = lambda obj: True
     message_level: int = messages.SUCCESS
     group: str = "Organization"  # the toolbar's group it is shown in
@@ -132,6 +142,22 @@ class ObjectActionsMixin(_AdminBase):
         context = {**(extra_context or {}), "object_actions": shown, "action_groups": groups}
         return super().change_view(request, object_id, form_url, context)
 
+    def _shown_once(
+        self, request: HttpRequest, obj: Model, action: ObjectAction, result: ShownOnce
+    ) -> HttpResponse:
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "original": obj,
+            "action": action,
+            "action_label": action.label_for(request),
+            "result": result,
+            "title": f"{action.label_for(request)}: {obj}",
+        }
+        response = TemplateResponse(request, "admin/object_action_result.html", context)
+        add_never_cache_headers(response)
+        return response
+
     def object_action_view(self, request: HttpRequest, object_id: str, action_name: str) -> HttpResponse:
         obj = self.get_object(request, unquote(object_id))
         if obj is None:
@@ -144,10 +170,9 @@ class ObjectActionsMixin(_AdminBase):
         initial = {**request.GET.dict(), "submission": uuid.uuid4()}
         form = action.form_class(request.POST if request.method == "POST" else None, obj=obj, initial=initial)
         if request.method == "POST" and form.is_valid():
-            done = self._submit(request, obj, action, form)
-            if done:
-                info = self.opts.app_label, self.opts.model_name
-                return redirect(reverse("admin:{}_{}_change".format(*info), args=[obj.pk]))
+            response = self._submit(request, obj, action, form)
+            if response is not None:
+                return response
         label = action.label_for(request)
         context = {
             **self.admin_site.each_context(request),
@@ -160,8 +185,12 @@ class ObjectActionsMixin(_AdminBase):
         }
         return TemplateResponse(request, "admin/object_action.html", context)
 
-    def _submit(self, request: HttpRequest, obj: Model, action: ObjectAction, form: ActionForm) -> bool:
-        """Run the action once per form token; False when the form is to be shown again with an error."""
+    def _submit(
+        self, request: HttpRequest, obj: Model, action: ObjectAction, form: ActionForm
+    ) -> HttpResponse | None:
+        """Run the action once per form token and answer (the object's page, or a page showing a
+        secret once); None when the form is to be shown again with an error. A repeated submit is
+        told what the first one did, and never shown its secret again."""
         data = dict(form.cleaned_data)
         claim = claim_submission(
             token=data["submission"],
@@ -177,16 +206,23 @@ class ObjectActionsMixin(_AdminBase):
                 f"This form was already submitted at {previous.created_at:%Y-%m-%d %H:%M:%S} UTC; "
                 f"nothing was done again. The first submit{said}",
             )
-            return True
+            return self._to_object_page(obj)
         try:
             message = action.run(request, obj, data)
         except ServiceError as error:
             release_submission(submission=claim.submission)
             form.add_error(None, f"{error.message} ({error.code})")
-            return False
+            return None
         except Exception:
             release_submission(submission=claim.submission)
             raise
+        if isinstance(message, ShownOnce):
+            finish_submission(submission=claim.submission, outcome=message.message)
+            return self._shown_once(request, obj, action, message)
         finish_submission(submission=claim.submission, outcome=message)
         messages.add_message(request, action.message_level, message)
-        return True
+        return self._to_object_page(obj)
+
+    def _to_object_page(self, obj: Model) -> HttpResponse:
+        info = self.opts.app_label, self.opts.model_name
+        return redirect(reverse("admin:{}_{}_change".format(*info), args=[obj.pk]))

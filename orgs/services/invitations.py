@@ -1,6 +1,8 @@
 """Invitations: create, accept (with the membership, in one transaction), revoke, resend, expire."""
 
+import base64
 import hashlib
+import hmac
 import secrets
 from datetime import datetime, timedelta
 from typing import Any
@@ -40,9 +42,18 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _new_token() -> tuple[str, str]:
-    token = secrets.token_urlsafe(32)
-    return token, hash_token(token)
+def token_from(nonce: str) -> str:
+    """The invitation token a nonce stands for: HMAC-SHA256 of it under SECRET_KEY. The outbox
+    stores only the nonce, so a reader of the database cannot accept an invitation with it."""
+    digest = hmac.new(settings.SECRET_KEY.encode(), f"invitation-token:{nonce}".encode(), hashlib.sha256)
+    return base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
+
+
+def _new_token() -> tuple[str, str, str]:
+    """(token, its hash, the nonce it derives from)."""
+    nonce = secrets.token_urlsafe(24)
+    token = token_from(nonce)
+    return token, hash_token(token), nonce
 
 
 def _invitation_snapshot(invitation: Invitation) -> dict[str, Any]:
@@ -66,7 +77,7 @@ def create_invitation(*, org: Organization, email: str, role: Role, actor: Actor
         for previous in pending_invitations(org, now=now).filter(email__iexact=email):
             _revoke(previous, actor=actor, now=now, reason="Superseded by a new invitation.")
         ensure_free_seat(org, now=now)
-        token, token_hash = _new_token()
+        token, token_hash, _ = _new_token()
         invitation = Invitation.objects.create(
             org=org,
             email=email,
@@ -180,7 +191,7 @@ def resend_invitation(*, invitation: Invitation, actor: Actor) -> tuple[Invitati
             # resend on a full org must not both take the last seat.
             ensure_free_seat(org, now=now)
         before = _invitation_snapshot(invitation)
-        token, invitation.token_hash = _new_token()
+        token, invitation.token_hash, nonce = _new_token()
         invitation.expires_at = now + INVITATION_TTL
         invitation.expired_at = None
         invitation.save()
@@ -194,7 +205,7 @@ def resend_invitation(*, invitation: Invitation, actor: Actor) -> tuple[Invitati
         )
         enqueue_outbox(
             kind="email.invitation",
-            payload={"invitation_id": invitation.pk, "token": token},
+            payload={"invitation_id": invitation.pk, "nonce": nonce},
             idempotency_key=f"invitation-email:{invitation.public_id}:{invitation.token_hash[:16]}",
             org=invitation.org,
         )
@@ -204,7 +215,13 @@ def resend_invitation(*, invitation: Invitation, actor: Actor) -> tuple[Invitati
 @outbox_handler("email.invitation")
 def send_invitation_email(message: OutboxMessage) -> dict[str, Any]:
     invitation = Invitation.objects.select_related("org").get(pk=message.payload["invitation_id"])
-    token = message.payload["token"]
+    payload = message.payload
+    # Messages enqueued before nonces carried the token itself.
+    token = payload["token"] if "token" in payload else token_from(payload["nonce"])
+    if hash_token(token) != invitation.token_hash:
+        # Resent since (a newer message carries the new token), or SECRET_KEY rotated meanwhile.
+        message.payload = {"invitation_id": invitation.pk, "nonce": "[superseded]"}
+        return {"skipped": "the invitation's token changed since this email was queued"}
     send_mail(
         subject=f"You are invited to join {invitation.org.name}",
         message=(
@@ -215,8 +232,8 @@ def send_invitation_email(message: OutboxMessage) -> dict[str, Any]:
         from_email=settings.DEFAULT_FROM_EMAIL,
         recipient_list=[invitation.email],
     )
-    # The token was only needed for the email: keep no plain copy of it.
-    message.payload = {"invitation_id": invitation.pk, "token": "[sent]"}
+    # The nonce was only needed for the email: keep nothing that derives the token.
+    message.payload = {"invitation_id": invitation.pk, "nonce": "[sent]"}
     return {"sent_to": invitation.email}
 
 

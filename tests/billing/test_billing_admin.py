@@ -1,9 +1,10 @@
 import pytest
+from django.contrib.messages import get_messages
 from django.urls import reverse
 from djstripe.models import Customer
 
 from billing.models import BillingAccount, SuspensionSource
-from orgs.models import AuditEntry
+from orgs.models import AuditEntry, ProductAPIKey
 from orgs.staff import BILLING_ADMIN, SUPPORT
 from tests.billing.conftest import deliver, subscribe
 from tests.conftest import staff, submitted
@@ -93,3 +94,18 @@ def test_stripe_data_is_read_only_even_for_a_superuser(client, customer, admin_u
     assert change.status_code == 200 and "Save" not in change.content.decode().split("submit-row")[-1][:400]
     assert (add.status_code, delete.status_code) == (403, 403)
     assert Customer.objects.filter(id=customer).exists()
+
+
+def test_a_new_api_key_is_shown_once_on_the_page_never_in_a_message(client, admin_user, product):
+    client.force_login(admin_user)
+    url = reverse("admin:orgs_product_act", args=[product.pk, "issue-key"])
+
+    response = client.post(url, {"name": "red production"})
+
+    assert response.status_code == 200
+    key = response.context["result"].secret
+    assert key.startswith(ProductAPIKey.objects.get(name="red production").prefix)
+    assert key in response.content.decode()
+    assert "no-store" in response["Cache-Control"] or "no-cache" in response["Cache-Control"]
+    assert key not in str(response.cookies) and not list(get_messages(response.wsgi_request))
+    assert key not in client.get(reverse("admin:orgs_product_change", args=[product.pk])).content.decode()

@@ -1,11 +1,16 @@
 import json
 import time
+from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 from djstripe.models import Event
 
+from billing.models import RejectedWebhookTally
+from billing.services.webhook_rejections import tally_rejected_webhook
 from orgs.models import AuditEntry
+from tests.concurrency import committing, run_concurrently
 from tests.stripe_standin.fixtures import WEBHOOK_SECRET
 from tests.stripe_standin.server import sign_webhook
 
@@ -110,3 +115,37 @@ def test_add_local_webhook_endpoint_registers_a_working_endpoint(
     assert path.startswith("/stripe/webhook/") and path.endswith("/")
     assert response.status_code == 200
     assert Event.objects.filter(id=event["id"]).exists()
+
+
+def test_a_flood_of_bad_posts_is_one_counted_row_and_one_audit_entry_per_source_and_minute(
+    client, djstripe_webhook_endpoint, time_machine
+):
+    url = f"/stripe/webhook/{djstripe_webhook_endpoint.djstripe_uuid}/"
+    for n in range(30):
+        client.post(
+            url, data="{}", content_type="application/json", headers={"Stripe-Signature": f"t=1,v1={n}"}
+        )
+    for _ in range(5):
+        client.post(url, data="{}", content_type="application/json", REMOTE_ADDR="198.51.100.7")
+    time_machine.move_to(timezone.now() + timedelta(minutes=1), tick=False)
+    client.post(url, data="{}", content_type="application/json")
+
+    tallies = sorted(RejectedWebhookTally.objects.values_list("source", "count", "last_reason"))
+    assert tallies == [
+        ("127.0.0.1", 1, "missing Stripe-Signature header"),
+        ("127.0.0.1", 30, "invalid signature"),
+        ("198.51.100.7", 5, "missing Stripe-Signature header"),
+    ]
+    assert len(rejected()) == 3  # one per source and minute, however many posts
+
+
+@committing
+def test_concurrent_bad_posts_from_one_source_are_each_counted_once():
+    tallies = run_concurrently(
+        lambda _: tally_rejected_webhook(source="203.0.113.9", endpoint="e", reason="r", body_start=""),
+        clients=8,
+    )
+
+    assert len(tallies) == 8
+    assert RejectedWebhookTally.objects.get(source="203.0.113.9").count == 8
+    assert len(rejected()) == 1

@@ -1,3 +1,4 @@
+import json
 from datetime import timedelta
 
 import pytest
@@ -8,7 +9,7 @@ from core.retry import backoff
 from orgs.models import AuditEntry, OutboxMessage, Role
 from orgs.services import outbox
 from orgs.services.audit import Actor
-from orgs.services.invitations import create_invitation, hash_token, resend_invitation
+from orgs.services.invitations import create_invitation, hash_token, resend_invitation, token_from
 
 pytestmark = pytest.mark.django_db
 
@@ -27,8 +28,32 @@ def test_resending_rotates_the_token_and_queues_one_email(resent):
 
     assert invitation.token_hash == hash_token(token) != hash_token(old_token)
     message = OutboxMessage.objects.get()
-    assert (message.kind, message.payload["token"], message.performed_at) == ("email.invitation", token, None)
+    assert (message.kind, message.performed_at) == ("email.invitation", None)
+    assert token_from(message.payload["nonce"]) == token
     assert AuditEntry.objects.filter(action="invitation.resent").count() == 1
+
+
+def test_the_queued_email_holds_no_readable_token(resent, settings):
+    """Secrets at rest: the outbox row holds a nonce; the token needs SECRET_KEY too."""
+    _, _, token = resent
+    stored = OutboxMessage.objects.values_list("payload", flat=True).get()
+
+    assert token not in json.dumps(stored)
+    settings.SECRET_KEY = "another-key-entirely"
+    assert token_from(stored["nonce"]) != token
+
+
+def test_an_email_queued_before_a_resend_is_not_sent_with_a_dead_token(org):
+    invitation, _ = create_invitation(
+        org=org, email="inv@x.example", role=Role.MEMBER, actor=Actor.system("t")
+    )
+    resend_invitation(invitation=invitation, actor=Actor.system("tests"))
+    _, token = resend_invitation(invitation=invitation, actor=Actor.system("tests"))
+
+    outbox.process_outbox()
+
+    assert len(mail.outbox) == 1 and token in mail.outbox[0].body
+    assert sorted(m.payload["nonce"] for m in OutboxMessage.objects.all()) == ["[sent]", "[superseded]"]
 
 
 def test_the_job_sends_it_once_and_keeps_no_token(resent):
@@ -42,7 +67,7 @@ def test_the_job_sends_it_once_and_keeps_no_token(resent):
     assert mail.outbox[0].to == ["inv@x.example"] and token in mail.outbox[0].body
     message = OutboxMessage.objects.get()
     assert message.performed_at is not None
-    assert message.payload == {"invitation_id": message.payload["invitation_id"], "token": "[sent]"}
+    assert message.payload == {"invitation_id": message.payload["invitation_id"], "nonce": "[sent]"}
 
 
 def test_a_failed_send_is_kept_and_retried_later(resent, monkeypatch):
