@@ -5,10 +5,11 @@ from decimal import Decimal
 
 from django.utils import timezone
 
+from billing.periods import month_of
 from billing.selectors import allowances_due
 from billing.services.allowances import ensure_allowances
-from billing.services.credit_events import emit_credit_crossings
-from billing.services.ledger import ZERO, open_ledgers, save_ledgers
+from billing.services.credit_events import emit_credit_crossings, emit_spend_cap_near
+from billing.services.ledger import ZERO, OrgLedger, open_ledgers, save_ledgers
 from orgs.services.audit import Actor
 
 
@@ -35,6 +36,7 @@ def debit_usage(
     due = allowances_due(costs_by_org, now=now)
     ensure_allowances(ledgers, now=now, actor=Actor.system("monthly_allowance"), due=due)
     before = {org_id: ledger.posted for org_id, ledger in ledgers.items()}
+    overage_before = {org_id: _month_overage(ledger, now) for org_id, ledger in ledgers.items()}
     overages: dict[int, tuple[Decimal, bool]] = {}
     for org_id, costs in costs_by_org.items():
         ledger = ledgers[org_id]
@@ -63,4 +65,16 @@ def debit_usage(
             after=ledgers[org_id].posted - (held - ending.get(org_id, ZERO)),
             now=now,
         )
+        emit_spend_cap_near(
+            org_id=org_id,
+            cap=ledgers[org_id].balance.monthly_overage_cap,
+            before=overage_before[org_id],
+            after=_month_overage(ledgers[org_id], now),
+            now=now,
+        )
     return overages
+
+
+def _month_overage(ledger: OrgLedger, now: datetime) -> Decimal:
+    balance = ledger.balance
+    return balance.month_overage if balance.overage_month == month_of(now) else ZERO
