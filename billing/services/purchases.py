@@ -59,8 +59,11 @@ def start_credit_purchase(
     require_billing_role(org=org, user_id=user_id)
     terms = _terms_for(credits)
     with transaction.atomic():
+        # Committed on its own (as for checkout): a failed session must not forget Stripe's customer.
         lock_account(org)
         customer_id = ensure_customer(org)
+    with transaction.atomic():
+        lock_account(org)
         purchase, _ = CreditPurchase.objects.get_or_create(
             org=org,
             idempotency_key=idempotency_key,
