@@ -3,6 +3,7 @@
 from django.db import transaction
 
 from billing import stripe_api
+from billing.services.auto_top_up import AUTO_TOP_UP, perform_auto_top_up
 from billing.services.payments import FOLLOW_PAYMENT_FAILURES, cancellation_wanted, lock_account
 from billing.services.plan_changes import CHANGE_PLAN, perform_plan_change
 from billing.subscriptions import CANCEL_FOR_PAYMENT_FAILURE as CANCEL_REASON
@@ -54,3 +55,9 @@ outbox_handler("stripe.subscription.keep")(follow_payment_failures)
 def change_plan(message) -> dict:
     """A requested plan change, written to Stripe (billing/services/plan_changes.py)."""
     return perform_plan_change(change_id=message.payload["plan_change_id"], actor=Actor.system("plan_change"))
+
+
+@outbox_handler(AUTO_TOP_UP)
+def auto_top_up(message) -> dict:
+    """An automatic top-up's payment (billing/services/auto_top_up.py)."""
+    return perform_auto_top_up(purchase_id=message.payload["purchase_id"], actor=Actor.system("auto_top_up"))

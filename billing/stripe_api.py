@@ -206,6 +206,33 @@ def create_payment_checkout_session(
     )
 
 
+def retrieve_payment_intent(payment_intent_id: str) -> stripe.PaymentIntent:
+    return _call(stripe.PaymentIntent.retrieve, payment_intent_id)
+
+
+def charge_saved_card(
+    *,
+    customer_id: str,
+    payment_method_id: str,
+    amount_cents: int,
+    currency: str,
+    metadata: dict[str, str],
+    idempotency_key: str,
+) -> stripe.PaymentIntent:
+    """An off-session payment with the customer's saved card, confirmed at once."""
+    return _call(
+        stripe.PaymentIntent.create,
+        customer=customer_id,
+        payment_method=payment_method_id,
+        amount=amount_cents,
+        currency=currency,
+        confirm=True,
+        off_session=True,
+        metadata=metadata,
+        idempotency_key=idempotency_key,
+    )
+
+
 def retrieve_charge(charge_id: str) -> stripe.Charge:
     return _call(stripe.Charge.retrieve, charge_id)
 

@@ -29,6 +29,11 @@ class CreditBalance(models.Model):
     # it again at 0, whoever reads it first).
     month_overage = models.DecimalField(max_digits=20, decimal_places=6, default=0)
     overage_month = models.DateField(null=True, blank=True)
+    # Automatic top-up: when a debit takes the available balance below the threshold, one purchase of
+    # `auto_top_up_credits` with the saved card; disarmed until a purchase grant re-arms it.
+    auto_top_up_threshold = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
+    auto_top_up_credits = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
+    auto_top_up_armed = models.BooleanField(default=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

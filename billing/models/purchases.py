@@ -27,6 +27,7 @@ class PurchaseStatus(models.TextChoices):
     OPEN = "open"  # the Checkout session is open
     PAID = "paid"  # Stripe said the payment succeeded: the grant is written
     REFUNDED = "refunded"  # refunded in full or in part (see refunded_cents)
+    FAILED = "failed"  # an automatic top-up Stripe refused (no saved card, declined)
 
 
 class CreditPurchase(models.Model):
@@ -39,6 +40,8 @@ class CreditPurchase(models.Model):
     amount_cents = models.BigIntegerField()
     currency = models.CharField(max_length=3)
     user_id = models.CharField(max_length=128)
+    automatic = models.BooleanField(default=False, help_text="An automatic top-up (off-session payment).")
+    error = models.TextField(blank=True)
     idempotency_key = models.CharField(max_length=255)
     status = models.CharField(max_length=16, choices=PurchaseStatus.choices, default=PurchaseStatus.OPEN)
     stripe_session_id = models.CharField(max_length=255, blank=True, db_index=True)

@@ -48,3 +48,26 @@ def emit_credit_crossings(
         emit_event(org_id=org_id, event_type=EventType.CREDITS_EXHAUSTED, data=data, now=now)
         crossed.append(EventType.CREDITS_EXHAUSTED)
     return crossed
+
+
+NEAR_CAP_SHARE = Decimal("0.8")
+
+
+def emit_spend_cap_near(
+    *, org_id: int, cap: Decimal | None, before: Decimal, after: Decimal, now: datetime | None = None
+) -> bool:
+    """spend_cap.near when this month's overage (with active holds) moves from below 80 % of the
+    org's spend cap to at least that; once per crossing. Call under the org's credit lock."""
+    if cap is None or cap <= 0:
+        return False
+    threshold = cap * NEAR_CAP_SHARE
+    if not before < threshold <= after:
+        return False
+    data = {
+        "monthly_overage_credits": credits_str(cap),
+        "month_overage": credits_str(after),
+        "previous_month_overage": credits_str(before),
+        "threshold": credits_str(threshold),
+    }
+    emit_event(org_id=org_id, event_type=EventType.SPEND_CAP_NEAR, data=data, now=now)
+    return True

@@ -5,10 +5,12 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from billing.selectors import allowances_due
+from billing.periods import month_of
+from billing.selectors import AllowanceDue, allowances_due
 from billing.services.allowances import ensure_allowances
-from billing.services.credit_events import emit_credit_crossings
-from billing.services.ledger import ZERO, open_ledgers, save_ledgers
+from billing.services.auto_top_up import top_up_on_crossing
+from billing.services.credit_events import emit_credit_crossings, emit_spend_cap_near
+from billing.services.ledger import ZERO, OrgLedger, open_ledgers, save_ledgers
 from orgs.services.audit import Actor
 
 
@@ -35,6 +37,7 @@ def debit_usage(
     due = allowances_due(costs_by_org, now=now)
     ensure_allowances(ledgers, now=now, actor=Actor.system("monthly_allowance"), due=due)
     before = {org_id: ledger.posted for org_id, ledger in ledgers.items()}
+    overage_before = {org_id: _month_overage(ledger, now) for org_id, ledger in ledgers.items()}
     overages: dict[int, tuple[Decimal, bool]] = {}
     for org_id, costs in costs_by_org.items():
         ledger = ledgers[org_id]
@@ -53,14 +56,43 @@ def debit_usage(
             reference=reference,
         )
     save_ledgers(ledgers.values())
-    ending = ending_holds or {}
-    for org_id in sorted(costs_by_org):  # events last, in org id order (orgs/services/events.py)
-        held = due[org_id].held
+    _after_debits(ledgers, due, before, overage_before, ending=ending_holds or {}, now=now)
+    return overages
+
+
+def _month_overage(ledger: OrgLedger, now: datetime) -> Decimal:
+    balance = ledger.balance
+    return balance.month_overage if balance.overage_month == month_of(now) else ZERO
+
+
+def _after_debits(
+    ledgers: dict[int, OrgLedger],
+    due: dict[int, AllowanceDue],
+    before: dict[int, Decimal],
+    overage_before: dict[int, Decimal],
+    *,
+    ending: dict[int, Decimal],
+    now: datetime,
+) -> None:
+    """Automatic top-ups, then the events (last, in org id order: orgs/services/events.py)."""
+    available = {
+        org_id: (
+            before[org_id] - due[org_id].held,
+            ledger.posted - (due[org_id].held - ending.get(org_id, ZERO)),
+        )
+        for org_id, ledger in ledgers.items()
+    }
+    for org_id, (was, now_available) in available.items():
+        top_up_on_crossing(balance=ledgers[org_id].balance, before=was, after=now_available)
+    for org_id in sorted(ledgers):
+        was, now_available = available[org_id]
         emit_credit_crossings(
+            org_id=org_id, plan=due[org_id].account.plan, before=was, after=now_available, now=now
+        )
+        emit_spend_cap_near(
             org_id=org_id,
-            plan=due[org_id].account.plan,
-            before=before[org_id] - held,
-            after=ledgers[org_id].posted - (held - ending.get(org_id, ZERO)),
+            cap=ledgers[org_id].balance.monthly_overage_cap,
+            before=overage_before[org_id],
+            after=_month_overage(ledgers[org_id], now),
             now=now,
         )
-    return overages

@@ -14,7 +14,7 @@ from billing.exceptions import EntitlementDenied, HoldNotActive, HoldNotFound, I
 from billing.models import CreditBalance, Hold, HoldState, Plan
 from billing.pricing import bounded_cost, fingerprint
 from billing.selectors import entitlement_state
-from billing.services.credit_events import emit_credit_crossings
+from billing.services.credit_events import emit_credit_crossings, emit_spend_cap_near
 from orgs.exceptions import OrgNotFound
 from orgs.models import Organization, Product
 
@@ -82,6 +82,14 @@ def _emit_crossings(org_id: int, decision: Decision, *, now: datetime) -> None:
         before = decision.state.available
         plan = Plan.objects.get(name=decision.state.plan)
         emit_credit_crossings(org_id=org_id, plan=plan, before=before, after=before - decision.cost, now=now)
+        state = decision.state
+        emit_spend_cap_near(
+            org_id=org_id,
+            cap=state.spend_cap,
+            before=state.overage_after(Decimal(0)),
+            after=state.overage_after(decision.cost),
+            now=now,
+        )
 
 
 def get_product_hold(*, product: Product, hold_id: str, lock: bool = False) -> Hold:

@@ -14,7 +14,7 @@ from billing.exceptions import IdempotencyConflict, TopUpsUnavailable
 from billing.models import CreditPurchase, GrantType, PurchaseStatus, TopUpTerms
 from billing.services.allowances import ensure_allowances
 from billing.services.checkout import ensure_customer, require_billing_role
-from billing.services.ledger import open_ledger
+from billing.services.ledger import OrgLedger, open_ledger
 from billing.services.payments import lock_account
 from core.errors import InvalidRequest
 from orgs.models import AuditCategory, Organization
@@ -59,8 +59,11 @@ def start_credit_purchase(
     require_billing_role(org=org, user_id=user_id)
     terms = _terms_for(credits)
     with transaction.atomic():
+        # Committed on its own (as for checkout): a failed session must not forget Stripe's customer.
         lock_account(org)
         customer_id = ensure_customer(org)
+    with transaction.atomic():
+        lock_account(org)
         purchase, _ = CreditPurchase.objects.get_or_create(
             org=org,
             idempotency_key=idempotency_key,
@@ -116,30 +119,43 @@ def record_purchase_payment(*, session_id: str, actor: Actor) -> CreditPurchase 
         session = stripe_api.retrieve_checkout_session(session_id)
         if session["payment_status"] != "paid":
             return purchase
-        ensure_allowances({purchase.org_id: ledger}, now=now, actor=actor)
-        ledger.settle(reference=f"before-purchase:{purchase.pk}")
-        grant = ledger.add_grant(
-            org_id=purchase.org_id,
-            grant_type=GrantType.PURCHASE,
-            amount=purchase.credits,
-            reason=f"Credit purchase (Stripe payment {session['payment_intent']})",
-        )
-        ledger.save()
-        purchase.grant, purchase.status, purchase.paid_at = grant, PurchaseStatus.PAID, now
-        purchase.payment_intent_id = session["payment_intent"] or ""
-        purchase.save(update_fields=["grant", "status", "paid_at", "payment_intent_id", "updated_at"])
-        record_audit(
-            actor=actor,
-            action="credits.purchased",
-            category=AuditCategory.CREDITS,
-            org_id=purchase.org_id,
-            after={
-                "grant": grant.public_id,
-                "credits": str(purchase.credits),
-                "payment_intent": purchase.payment_intent_id,
-            },
+        grant_purchase(
+            purchase, ledger=ledger, payment_intent_id=session["payment_intent"] or "", actor=actor
         )
     return purchase
+
+
+def grant_purchase(
+    purchase: CreditPurchase, *, ledger: OrgLedger, payment_intent_id: str, actor: Actor
+) -> None:
+    """Write a paid purchase's grant into the org's opened (locked) ledger, linked to the payment
+    intent; a purchase grant re-arms the automatic top-up. Call with the purchase row locked."""
+    now = ledger.now
+    ensure_allowances({purchase.org_id: ledger}, now=now, actor=actor)
+    ledger.settle(reference=f"before-purchase:{purchase.pk}")
+    grant = ledger.add_grant(
+        org_id=purchase.org_id,
+        grant_type=GrantType.PURCHASE,
+        amount=purchase.credits,
+        reason=f"Credit purchase (Stripe payment {payment_intent_id})",
+    )
+    ledger.balance.auto_top_up_armed = True
+    ledger.balance.save(update_fields=["auto_top_up_armed"])
+    ledger.save()
+    purchase.grant, purchase.status, purchase.paid_at = grant, PurchaseStatus.PAID, now
+    purchase.payment_intent_id = payment_intent_id
+    purchase.save(update_fields=["grant", "status", "paid_at", "payment_intent_id", "updated_at"])
+    record_audit(
+        actor=actor,
+        action="credits.purchased",
+        category=AuditCategory.CREDITS,
+        org_id=purchase.org_id,
+        after={
+            "grant": grant.public_id,
+            "credits": str(purchase.credits),
+            "payment_intent": payment_intent_id,
+        },
+    )
 
 
 def record_refund(*, charge_id: str, actor: Actor) -> CreditPurchase | None:

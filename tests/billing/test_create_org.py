@@ -23,6 +23,8 @@ def test_it_creates_an_org_on_the_free_plan(api):
         "plan": "free",
         "payment_status": "ok",
         "suspended": False,
+        "pending_plan": None,
+        "pending_plan_at": None,
         "created_at": body["created_at"],
     }
     org = Organization.objects.get(public_id=body["id"])

@@ -21,6 +21,7 @@ from billing.services.catalog import CatalogError, load_catalog
 from billing.services.debits import debit_usage
 from billing.services.purchases import price_of
 from orgs.models import AuditEntry
+from orgs.services.outbox import process_outbox
 from tests.billing.conftest import deliver
 from tests.conftest import MEMBER, OUTSIDER, OWNER, TEST_CATALOG
 
@@ -60,6 +61,10 @@ def url(org):
 
 def purchase_grants(org):
     return list(CreditGrant.objects.filter(org=org, grant_type=GrantType.PURCHASE))
+
+
+def available(api, org):
+    return Decimal(api.get(f"/api/v1/orgs/{org.public_id}/credits").json()["balance"])
 
 
 def spend(org, credits):
@@ -230,3 +235,82 @@ def test_a_purchase_never_costs_less_than_the_catalog_price_nor_a_cent_more(cred
     cents = price_of(credits, terms)
 
     assert credits * cents_per_credit <= cents < credits * cents_per_credit + 1
+
+
+def paid_purchase(org, buy, stripe_standin, post_webhook):
+    session = buy()
+    stripe_standin.complete_checkout(session["id"])
+    deliver(stripe_standin, post_webhook, "checkout.session.completed", session["id"])
+    return session
+
+
+def auto_url(org):
+    return f"/api/v1/orgs/{org.public_id}/auto-top-up"
+
+
+def test_auto_top_up_buys_once_per_crossing_with_the_saved_card(api, org, buy, stripe_standin, post_webhook):
+    paid_purchase(org, buy, stripe_standin, post_webhook)  # 5000 credits, card saved
+    response = api.put(
+        auto_url(org), {"threshold_credits": "500", "credits": "2000", "user_id": OWNER}, format="json"
+    )
+    assert response.json() == {"threshold_credits": "500.000000", "credits": "2000.000000"}
+    balance = available(api, org)
+
+    spend(org, balance - 600)  # still above the threshold
+    spend(org, 200)  # crosses below 500
+    spend(org, 50)  # below already: no second purchase
+    process_outbox()
+
+    (charged,) = stripe_standin.requests_to("POST", "/v1/payment_intents")
+    automatic = CreditPurchase.objects.get(automatic=True)
+    assert charged.params["off_session"] == "true" and charged.params["amount"] == "1000"  # 2000 × 0.5¢
+    assert charged.idempotency_key == f"credit-purchase:{automatic.pk}"
+    assert automatic.status == PurchaseStatus.PAID
+    assert sorted(grant.amount for grant in purchase_grants(org)) == [Decimal(2000), Decimal(5000)]
+
+    spend(org, available(api, org) - 100)  # re-armed by the grant: a new crossing buys again
+    process_outbox()
+    assert CreditPurchase.objects.filter(automatic=True).count() == 2
+
+
+def test_auto_top_up_without_a_saved_card_fails_and_stays_off(api, org, customer, topups, stripe_standin):
+    api.put(auto_url(org), {"threshold_credits": "500", "credits": "2000", "user_id": OWNER}, format="json")
+
+    spend(org, available(api, org) - 100)
+    process_outbox()
+
+    automatic = CreditPurchase.objects.get(automatic=True)
+    assert automatic.status == PurchaseStatus.FAILED and "saved card" in automatic.error
+    assert not stripe_standin.requests_to("POST", "/v1/payment_intents")
+
+
+def test_auto_top_up_is_turned_off_with_nulls_and_needs_both_values(api, org, customer, topups):
+    half = api.put(
+        auto_url(org), {"threshold_credits": "500", "credits": None, "user_id": OWNER}, format="json"
+    )
+    assert (half.status_code, half.json()["error"]["code"]) == (400, "invalid_request")
+
+    api.put(auto_url(org), {"threshold_credits": "500", "credits": "2000", "user_id": OWNER}, format="json")
+    off = api.put(
+        auto_url(org), {"threshold_credits": None, "credits": None, "user_id": OWNER}, format="json"
+    )
+
+    assert off.json() == {"threshold_credits": None, "credits": None}
+    spend(org, available(api, org) - 100)
+    assert not CreditPurchase.objects.filter(automatic=True).exists()
+
+
+def test_a_plain_member_may_not_set_auto_top_up(api, org, customer, topups):
+    response = api.put(
+        auto_url(org), {"threshold_credits": "1", "credits": "2000", "user_id": MEMBER}, format="json"
+    )
+
+    assert (response.status_code, response.json()["error"]["code"]) == (403, "insufficient_role")
+
+
+def test_an_outsider_may_not_set_auto_top_up(api, org, other_org, customer, topups):
+    response = api.put(
+        auto_url(org), {"threshold_credits": "1", "credits": "2000", "user_id": OUTSIDER}, format="json"
+    )
+
+    assert (response.status_code, response.json()["error"]["code"]) == (403, "not_a_member")

@@ -14,7 +14,9 @@ from hypothesis import strategies as st
 from billing.entitlements import EntitlementState, decide
 from billing.models import CreditBalance, Hold, PaymentStatus
 from billing.services.debits import debit_usage
-from orgs.models import AuditEntry
+from orgs.models import AuditEntry, EventType, OutgoingEvent
+from orgs.services.audit import Actor
+from orgs.services.event_endpoints import create_endpoint
 from tests.concurrency import committing, run_concurrently
 from tests.conftest import FIX_RUN, MEMBER, OUTSIDER, OWNER, client_with, set_plan
 from tests.factories import OrganizationFactory
@@ -186,3 +188,23 @@ def test_reserves_allowed_one_after_another_never_pass_the_cap(posted, cap, mont
         # already was, when reported usage had passed it).
         spent_overage = month + max(state.held - max(posted, D(0)), D(0))
         assert spent_overage <= max(cap, month)
+
+
+@pytest.mark.django_db
+@time_machine.travel(NOW, tick=False)
+def test_spend_cap_near_is_told_once_when_the_overage_crosses_80_percent(api, pro_org, product, receiver):
+    create_endpoint(
+        product=product,
+        url=receiver.url,
+        event_types=[EventType.SPEND_CAP_NEAR],
+        actor=Actor.for_product(product),
+    )
+    api.put(cap_url(pro_org), {"monthly_overage_credits": "100", "user_id": OWNER}, format="json")
+    base = available(api, pro_org)
+
+    use(pro_org, base + 50)  # 50 % of the cap
+    use(pro_org, 35)  # 85 %: crosses
+    use(pro_org, 5)  # 90 %: already past
+
+    (event,) = OutgoingEvent.objects.filter(org=pro_org, event_type=EventType.SPEND_CAP_NEAR)
+    assert event.data["month_overage"] == "85.000000" and event.data["threshold"] == "80.000000"
