@@ -122,18 +122,32 @@ def start_replica(primary_url: str, say: Callable[[str], None]) -> tuple[str, Ca
         f"-c fsync=off -c hba_file={data / 'pg_hba.conf'} -c ident_file={data / 'pg_ident.conf'} {matched}"
     )
     start = _as_postgres(
-        [str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(workdir / "log"), "-w", "start"],
+        [
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-o",
+            options,
+            "-l",
+            str(workdir / "log"),
+            "-w",
+            "-t",
+            "900",
+            "start",
+        ],
         as_root,
     )
-    if subprocess.run(start, stdout=subprocess.DEVNULL, check=False).returncode != 0:
-        log = (workdir / "log").read_text() if (workdir / "log").exists() else ""
-        shutil.rmtree(workdir, ignore_errors=True)
-        return f"the replica did not start: {log[-500:]}"
 
     def stop() -> None:
         command = [str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]
         subprocess.run(_as_postgres(command, as_root), stdout=subprocess.DEVNULL, check=False)
         shutil.rmtree(workdir, ignore_errors=True)
+
+    # It replays the WAL written during the copy first: minutes on a busy server.
+    if subprocess.run(start, stdout=subprocess.DEVNULL, check=False).returncode != 0:
+        log = (workdir / "log").read_text() if (workdir / "log").exists() else ""
+        stop()
+        return f"the replica did not start: {log[-500:]}"
 
     say(f"started a streaming replica (PostgreSQL {major}) of {host}:{port} on 127.0.0.1:{replica_port}")
     return f"postgres://{user}@127.0.0.1:{replica_port}/postgres", stop

@@ -34,9 +34,11 @@ _verdict: dict[str, float | bool] = {"at": 0.0, "usable": False}
 _verdict_lock = threading.Lock()
 
 # Seconds the replica is behind: 0 when it has replayed all it received (an idle primary sends
-# nothing, and the last replayed transaction's age would then be no lag at all).
+# nothing, and the last replayed transaction's age would then be no lag at all); unknown (NULL)
+# when it is not receiving from a primary at all (its copy may be arbitrarily old).
 LAG_SQL = """
 SELECT CASE
+    WHEN NOT EXISTS (SELECT 1 FROM pg_stat_wal_receiver) THEN NULL
     WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
     ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0)
 END
@@ -58,11 +60,12 @@ def replica_reads() -> Iterator[None]:
 
 
 def replica_lag() -> float:
-    """The replica's lag in seconds (raises DatabaseError when it does not answer)."""
+    """The replica's lag in seconds, infinite when it receives nothing from a primary (raises
+    DatabaseError when it does not answer)."""
     with connections[REPLICA].cursor() as cursor:
         cursor.execute(LAG_SQL)
         row = cursor.fetchone()
-    return float(row[0]) if row and row[0] is not None else 0.0
+    return float(row[0]) if row and row[0] is not None else float("inf")
 
 
 def _check() -> bool:

@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from billingsite.jobs import run_job
-from core.replicas import REPLICA, read_database, replica_reads
+from core.replicas import REPLICA, read_database, replica_lag, replica_reads
 from orgs.models import Organization
 from tests.conftest import FIX_RUN
 from tests.factories import OrganizationFactory
@@ -163,3 +163,30 @@ def test_a_replica_that_does_not_answer_sends_the_reads_back_to_the_primary(cata
     finally:
         connections[REPLICA].close()
     assert [row["quantity"] for row in body["totals"]] == ["2.000000"]
+
+
+@on_replica
+def test_a_replica_cut_off_from_its_primary_sends_the_reads_back_to_the_primary(catalog, api, org):
+    record(api, org, 1)
+    wait_for_replica()
+    with connections[REPLICA].cursor() as cursor:
+        cursor.execute("SHOW primary_conninfo")
+        (conninfo,) = cursor.fetchone()
+        cursor.execute("ALTER SYSTEM SET primary_conninfo = ''")
+        cursor.execute("SELECT pg_reload_conf()")
+    try:
+        deadline = time.monotonic() + 30
+        while replica_lag() != float("inf"):  # its WAL receiver stops: it would only grow stale
+            assert time.monotonic() < deadline, "the replica kept streaming"
+            time.sleep(0.2)
+        record(api, org, 2, batch="b")
+        with CaptureQueriesContext(connections[REPLICA]) as on_replica_side:
+            body = summary(api, org)
+    finally:
+        with connections[REPLICA].cursor() as cursor:
+            quoted = conninfo.replace("'", "''")
+            cursor.execute(f"ALTER SYSTEM SET primary_conninfo = '{quoted}'")  # no parameters here
+            cursor.execute("SELECT pg_reload_conf()")
+    assert [row["quantity"] for row in body["totals"]] == ["3.000000"]
+    assert not touched(on_replica_side, "usage_usage")
+    wait_for_replica()  # streaming again for the next tests

@@ -32,7 +32,7 @@ from tests.conftest import MEMBER, set_plan
 from tests.factories import OrganizationFactory
 from tests.stripe_standin.fixtures import STANDIN_API_KEY, WEBHOOK_SECRET
 from tests.stripe_standin.server import sign_webhook
-from tests.topology.conftest import on_replica, wait_for_replica
+from tests.topology.conftest import GENEROUS_LAG, on_replica, wait_for_replica
 from tests.topology.processes import VENV_BIN, Topology
 from usage.models import MeterReport, UsageBucket, UsageEvent
 
@@ -209,6 +209,7 @@ def test_the_topology_loses_nothing_and_counts_nothing_twice(
         "EVENTS_CONCURRENCY": "2",
         "INGEST_CONCURRENCY": "1",
         "LOG_LEVEL": "WARNING",
+        "DATABASE_REPLICA_MAX_LAG": str(GENEROUS_LAG),
     }
     topology = Topology(env=env, logs=tmp_path)
     ports = [free_port(), free_port()]
