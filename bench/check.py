@@ -67,6 +67,28 @@ def run_wrk(
     }
 
 
+def wait_ready(url: str) -> None:
+    """Until both workers answer: on a loaded machine importing Django takes a worker seconds."""
+    import concurrent.futures
+    import time
+    import urllib.error
+    import urllib.request
+
+    def answer(_: int) -> bool:
+        try:
+            urllib.request.urlopen(url + "/healthz", timeout=30).read()  # noqa: S310 (our http URL)
+        except urllib.error.HTTPError:
+            pass
+        except OSError:
+            return False
+        return True
+
+    deadline = time.monotonic() + 120
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        while time.monotonic() < deadline and not all(pool.map(answer, range(8))):
+            time.sleep(0.5)
+
+
 def median_run(runs: list[dict]) -> dict:
     return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
 
@@ -92,6 +114,8 @@ def main():
     ]
     counted = {"API_RATE_LIMITS": "check=1000000000/60,read=1000000000/60"}
     with gunicorn(workers=2, env=counted) as url, gunicorn(workers=2, env={"API_RATE_LIMITS": "off"}) as off:
+        wait_ready(url)
+        wait_ready(off)
         say("warming up")
         run_wrk(wrk, url, "/api/v1/entitlements:check", seeded["key"], bodies, 3)
         run_wrk(wrk, off, "/api/v1/entitlements:check", seeded["key"], bodies, 3)
@@ -141,6 +165,7 @@ def receipts(wrk: str, seeded: dict, bodies: list[str], args) -> None:
         for mode in ("on", "off"):
             ENV["ENTITLEMENT_RECEIPTS"] = "true" if mode == "on" else "false"
             with gunicorn(workers=2) as url:
+                wait_ready(url)
                 say(f"denials round {round_ + 1}/{args.rounds}: receipts {mode}")
                 run_wrk(wrk, url, "/api/v1/entitlements:check", seeded["key"], bodies, 2, denials=True)
                 runs[mode].append(

@@ -74,10 +74,11 @@ class Status:
     denying: list[Rule]  # the verdict: every rule that denies a paid call today, in precedence order
     sentences: list[str]  # the verdict in plain words, one per denying rule (or one "Allowed" line)
     receipts: list[DenialReceipt] = field(default_factory=list)
+    deleted_at: datetime | None = None  # soft-deleted: the check answers 404 before any rule
 
     @property
     def blocked(self) -> bool:
-        return bool(self.denying)
+        return bool(self.denying) or self.deleted_at is not None
 
 
 def money(cents: int | None, currency: str | None) -> str:
@@ -189,6 +190,7 @@ def organization_status(org: Organization, *, now: datetime | None = None) -> St
         failures=failures,
         denying=denying,
         sentences=[],
+        deleted_at=org.deleted_at,
         receipts=list(
             DenialReceipt.objects.filter(org=org)
             .select_related("product")
@@ -204,9 +206,14 @@ def organization_status(org: Organization, *, now: datetime | None = None) -> St
 
 def explain(status: Status, *, now: datetime) -> list[str]:
     """One sentence per denying rule, with the facts behind it and what lifts it."""
-    if not status.denying:
-        return [_allowed(status, now=now)]
     sentences = []
+    if status.deleted_at is not None:  # the table's first row: the org is not found
+        sentences.append(
+            f"Blocked: soft-deleted on {day(status.deleted_at)}, so products get 404 org_not_found. "
+            "Restoring it (Restore, with a reason) lifts it."
+        )
+    if not status.denying:
+        return sentences or [_allowed(status, now=now)]
     for rule in status.denying:
         explainer = EXPLAINERS.get(rule.reason)
         text = explainer(status) if explainer else f"{rule.words[0].upper()}{rule.words[1:]}. {rule.lifts}"

@@ -38,7 +38,12 @@ class Organization(models.Model):
         ordering = ["name", "id"]
         permissions = [("soft_delete_organization", "Can soft-delete and restore organizations")]
         # Support looks orgs up by billing email, case-insensitively (iexact compares UPPER()).
-        indexes = [models.Index(Upper("billing_email"), name="org_billing_email_upper_idx")]
+        indexes = [
+            models.Index(Upper("billing_email"), name="org_billing_email_upper_idx"),
+            # The admin's list is ordered by name: without it, every page sorts every org (1.2 s at
+            # 100,000 orgs, bench/admin.py); with it, a page reads 50 index entries.
+            models.Index(fields=["name", "id"], name="org_name_order_idx"),
+        ]
 
     def __str__(self):
         return f"{self.name} ({self.public_id})"

@@ -10,9 +10,10 @@ from django.utils import timezone
 from billing.models import DenialReceipt
 from billing.services.suspensions import suspend_organization
 from orgs.services.audit import Actor
-from tests.conftest import MEMBER, OUTSIDER
+from tests.concurrency import committing, run_concurrently
+from tests.conftest import MEMBER, OUTSIDER, OWNER, client_with
+from tests.factories import OrganizationFactory
 
-pytestmark = pytest.mark.django_db
 CHECK = "/api/v1/entitlements:check"
 RESERVE = "/api/v1/entitlements:reserve"
 
@@ -35,12 +36,14 @@ def suspended(org):
     return org
 
 
+@pytest.mark.django_db
 def test_an_allowed_check_writes_no_receipt(api, org, catalog):
     assert check(api, org).status_code == 200
 
     assert not DenialReceipt.objects.exists()
 
 
+@pytest.mark.django_db
 def test_denials_in_one_minute_add_to_one_receipt_with_the_last_user(api, suspended, catalog):
     assert check(api, suspended).status_code == 402
     check(api, suspended)
@@ -49,6 +52,7 @@ def test_denials_in_one_minute_add_to_one_receipt_with_the_last_user(api, suspen
     assert receipts(suspended) == [("red", "billing_suspended", "fix_run", 3, "user-owner")]
 
 
+@pytest.mark.django_db
 def test_another_minute_reason_or_metric_is_another_receipt(api, suspended, catalog):
     check(api, suspended)
     check(api, suspended, metric="token")
@@ -64,6 +68,7 @@ def test_another_minute_reason_or_metric_is_another_receipt(api, suspended, cata
     ]
 
 
+@pytest.mark.django_db
 def test_a_denied_reserve_is_recorded(api, suspended, catalog):
     response = api.post(
         RESERVE,
@@ -81,6 +86,7 @@ def test_a_denied_reserve_is_recorded(api, suspended, catalog):
     assert receipts(suspended) == [("red", "billing_suspended", "fix_run", 1, MEMBER)]
 
 
+@pytest.mark.django_db
 def test_errors_before_a_decision_write_nothing(api, org, catalog):
     api.post(CHECK, {"org_id": "org_none", "user_id": MEMBER, "metric": "fix_run"}, format="json")
     check(api, org, metric="nope")
@@ -88,6 +94,7 @@ def test_errors_before_a_decision_write_nothing(api, org, catalog):
     assert not DenialReceipt.objects.exists()
 
 
+@pytest.mark.django_db
 def test_receipts_can_be_turned_off(api, suspended, catalog, settings):
     settings.ENTITLEMENT_RECEIPTS = False
 
@@ -95,6 +102,7 @@ def test_receipts_can_be_turned_off(api, suspended, catalog, settings):
     assert not DenialReceipt.objects.exists()
 
 
+@pytest.mark.django_db
 def test_the_org_page_shows_the_latest_denials_first(api, support, suspended, catalog):
     check(api, suspended)
     with time_machine.travel(timezone.now() + timedelta(minutes=5)):
@@ -106,6 +114,7 @@ def test_the_org_page_shows_the_latest_denials_first(api, support, suspended, ca
     assert "2026-11-18 10:05" in table and OUTSIDER in table
 
 
+@pytest.mark.django_db
 def test_another_orgs_denials_are_not_on_this_page(api, support, org, other_org, catalog):
     suspend_organization(org=other_org, reason="x", actor=Actor.system("tests"))
     check(api, other_org, user_id=OUTSIDER)
@@ -114,3 +123,18 @@ def test_another_orgs_denials_are_not_on_this_page(api, support, org, other_org,
 
     assert DenialReceipt.objects.filter(org=other_org).exists()
     assert 'id="org-receipts"' not in html and "None recorded." in html
+
+
+@committing
+def test_concurrent_denials_all_count_in_one_receipt(api_key, catalog):
+    org = OrganizationFactory(owner_user_id=OWNER)
+    suspend_organization(org=org, reason="chargeback", actor=Actor.system("tests"))
+
+    def deny(index):
+        return check(client_with(api_key), org, user_id=OWNER).status_code
+
+    statuses = run_concurrently(deny, 8)
+
+    assert statuses == [402] * 8
+    receipt = DenialReceipt.objects.get(org=org)  # one row: the upsert never duplicates the minute
+    assert receipt.count == 8

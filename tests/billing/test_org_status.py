@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from billing.admin.status import money, organization_status
 from billing.models import CreditBalance
+from billing.services.accounts import soft_delete_organization
 from billing.services.suspensions import reconcile_suspensions, suspend_organization
 from orgs.services.audit import Actor
 from orgs.staff import SUPPORT
@@ -151,3 +152,12 @@ def test_money_is_shown_in_its_currency():
         "12.00 CHF",
         "",
     )
+
+
+def test_a_soft_deleted_org_says_products_get_404(api, support, org, catalog):
+    soft_delete_organization(org=org, reason="closing", actor=Actor.staff(support.user))
+
+    html = header(support, org)
+
+    assert "Blocked: soft-deleted on 18 Nov 2026, so products get 404 org_not_found." in html
+    assert check(api, org).status_code == 404
