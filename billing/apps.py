@@ -36,5 +36,7 @@ class BillingConfig(AppConfig):
                 ),  # grants up to the limit
                 # Synced Stripe data is read-only for everybody; staff may look at it.
                 view_only_apps=("djstripe",),
+                # Of it, Support reads what it is asked about; the rest is Billing admin's.
+                support_sees_only=("djstripe.customer", "djstripe.subscription", "djstripe.invoice"),
             )
         )

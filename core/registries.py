@@ -45,6 +45,9 @@ class StaffPermissions:
     app_label: str
     support_actions: frozenset[str] = frozenset()
     view_only_apps: tuple[str, ...] = ()
+    # "app_label.model": of a view-only app named here, Support sees these models only (Billing
+    # admin sees them all): say, of Stripe's mirror, customers, subscriptions and invoices.
+    support_sees_only: tuple[str, ...] = ()
 
 
 class StaffPermissionRegistry:

@@ -33,6 +33,15 @@ def sync_staff_groups(apps: Any, schema_editor: Any = None) -> None:
     views = Permission.objects.filter(
         content_type__app_label__in=own_apps + view_only_apps, codename__startswith="view_"
     )
+    narrowed: dict[str, list[str]] = {}  # app label -> the only models Support views of it
+    for name in sorted({name for p in registered for name in p.support_sees_only}):
+        app_label, model = name.split(".")
+        narrowed.setdefault(app_label, []).append(model)
+    support_views = views
+    for app_label, models in narrowed.items():
+        support_views = support_views.exclude(content_type__app_label=app_label) | views.filter(
+            content_type__app_label=app_label, content_type__model__in=models
+        )
     # Filtered, not fetched one by one: Django orders migrations of unrelated apps by their graph
     # alone, and a new leaf migration elsewhere can run orgs' sync before billing's models (and
     # their permissions) exist in the migration state; billing's own later sync grants them.
@@ -45,6 +54,6 @@ def sync_staff_groups(apps: Any, schema_editor: Any = None) -> None:
     everything = Permission.objects.filter(content_type__app_label__in=own_apps)
 
     support, _ = Group.objects.get_or_create(name=SUPPORT)
-    support.permissions.set([*views, *support_actions])
+    support.permissions.set([*support_views, *support_actions])
     billing_admin, _ = Group.objects.get_or_create(name=BILLING_ADMIN)
     billing_admin.permissions.set([*views, *everything])

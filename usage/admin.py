@@ -75,7 +75,7 @@ class MeterReportInline(ReadOnlyInline):
 def usage_chart(org):
     now = timezone.now()
     today = now.date()
-    first = month_of(month_of(now) - timedelta(days=1))  # the first day of last month
+    first = (month_of(now) - timedelta(days=1)).replace(day=1)  # the first day of last month
     rows = (
         UsageBucket.objects.filter(org=org, hour__gte=datetime(first.year, first.month, 1, tzinfo=UTC))
         .annotate(day=TruncDate("hour", tzinfo=UTC))

@@ -26,7 +26,7 @@ from billing.services.grants import GRANTABLE, grant_credits
 from billing.services.payments import resync_org_from_stripe
 from billing.services.suspensions import lift_suspension, suspend_organization
 from core.admin.actions import ActionForm, ObjectAction, ReasonForm
-from core.admin.readonly import ReadOnlyInline
+from core.admin.readonly import ReadOnlyInline, credits_column
 from core.admin.sections import Creation, Section, organization_page
 from core.admin.timeline import TimelineEntry, history_entries
 from core.display import credits_text, money_text
@@ -60,8 +60,18 @@ class BillingAccountInline(ReadOnlyInline):
 class LiveGrantInline(ReadOnlyInline):
     model = CreditGrant
     verbose_name_plural = "Credit grants with credits left"
-    fields = ("public_id", "grant_type", "amount", "remaining", "expires_at", "created_at", "reason")
+    fields = (
+        "public_id",
+        "grant_type",
+        "amount_shown",
+        "remaining_shown",
+        "expires_at",
+        "created_at",
+        "reason",
+    )
     readonly_fields = fields
+    amount_shown = credits_column("amount")
+    remaining_shown = credits_column("remaining")
 
     def get_queryset(self, request):
         return super().get_queryset(request).filter(remaining__gt=0).order_by("expires_at", "id")
@@ -70,8 +80,9 @@ class LiveGrantInline(ReadOnlyInline):
 class ActiveHoldInline(ReadOnlyInline):
     model = Hold
     verbose_name_plural = "Active holds"
-    fields = ("public_id", "product", "metric", "user_id", "cost", "expires_at")
+    fields = ("public_id", "product", "metric", "user_id", "cost_shown", "expires_at")
     readonly_fields = fields
+    cost_shown = credits_column("cost")
 
     def get_queryset(self, request):
         now = timezone.now()
@@ -87,8 +98,20 @@ class LedgerInline(ReadOnlyInline):
     model = LedgerEntry
     limit = 50
     verbose_name_plural = "Ledger (latest 50; all in Ledger entries)"
-    fields = ("created_at", "entry_type", "amount", "covered", "overage", "balance_after", "reference")
+    fields = (
+        "created_at",
+        "entry_type",
+        "amount_shown",
+        "covered_shown",
+        "overage_shown",
+        "balance_after_shown",
+        "reference",
+    )
     readonly_fields = fields
+    amount_shown = credits_column("amount")
+    covered_shown = credits_column("covered")
+    overage_shown = credits_column("overage")
+    balance_after_shown = credits_column("balance_after", "balance after")
     ordering = ["-id"]
 
 

@@ -7,6 +7,8 @@ from django.db.models import Model, QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 
+from core.display import credits_text
+
 
 class LimitedInlineFormSet(BaseInlineFormSet[Any, Any, Any]):
     """Shows at most the inline's `limit` rows: an org page must stay fast for big orgs."""
@@ -24,6 +26,7 @@ class ReadOnlyInline(admin.TabularInline[Any, Any]):
     show_change_link = False
     limit = 200
     formset = LimitedInlineFormSet
+    template = "admin/edit_inline/tabular_readonly.html"  # Django's, without the rows' captions
 
     def get_formset(
         self, request: HttpRequest, obj: Model | None = None, **kwargs: Any
@@ -49,3 +52,14 @@ class ReadOnlyAdmin(admin.ModelAdmin[Any]):
 
     def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
+
+
+def credits_column(name: str, label: str = "") -> "staticmethod[[Any], str]":
+    """A read-only column for an admin's class body (`amount_shown = credits_column("amount")`, then
+    "amount_shown" in its fields): a credit amount or quantity as core.display writes it."""
+
+    def show(obj: Any) -> str:
+        return credits_text(getattr(obj, name))
+
+    show.__name__ = f"{name}_shown"
+    return staticmethod(admin.display(description=label or name.replace("_", " "), ordering=name)(show))

@@ -5,13 +5,17 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from django.db.models import Model
 
+from core.display import credits_text
+
 # simple-history's bookkeeping and timestamps every save moves: never "what changed".
 NOT_CHANGES = {"id", "updated_at", "history_id", "history_date", "history_type", "history_user"}
 ISO_INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?([+-]\d{2}:\d{2}|Z)?$")
+SIX_PLACES = re.compile(r"^-?\d+\.\d{6}$")
 HISTORY_VERBS = {"+": "created", "~": "changed", "-": "deleted"}
 
 
@@ -35,6 +39,8 @@ class TimelineEntry:
 def shown(value: Any) -> str:
     if value is None or value == "":
         return "—"
+    if isinstance(value, Decimal) or (isinstance(value, str) and SIX_PLACES.match(value)):
+        return credits_text(value)  # credits and quantities, as JSON snapshots write them
     if isinstance(value, str) and ISO_INSTANT.match(value):
         value = datetime.fromisoformat(value)  # an audit snapshot's instant, as JSON wrote it
     if isinstance(value, datetime):

@@ -4,7 +4,8 @@ from django import forms
 from django.contrib import admin
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from core.admin.actions import ActionForm, ObjectAction, ReasonForm
 from core.admin.readonly import ReadOnlyInline
@@ -59,9 +60,17 @@ class RecentAuditInline(ReadOnlyInline):
     fk_name = "org"
     limit = 50
     verbose_name_plural = "Recent audit entries (latest 50; the audit log has them all)"
-    fields = ("created_at", "actor", "action", "reason", "before", "after")
+    fields = ("created_at", "actor", "action", "reason", "changes")
     readonly_fields = fields
     ordering = ["-created_at", "-id"]
+
+    @admin.display(description="before → after")
+    def changes(self, entry):
+        return format_html_join(
+            mark_safe("<br>"),
+            "{}: {} → {}",
+            ((c.field, c.before, c.after) for c in changes_between(entry.before, entry.after)),
+        )
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("actor_user", "actor_product")

@@ -62,6 +62,7 @@ def test_the_org_page_shows_this_calendar_month_and_the_last_per_product_and_met
     assert "September" not in page
     assert f'{EVENTS}?org={usage.public_id}"' in page
     assert "Credits per day, this month and last" in page
+    assert "No usage in these 49 days." in page  # the chart spans 1 October to today (buckets: rollup)
 
 
 def test_the_event_list_is_newest_first_and_readable(support, usage):
