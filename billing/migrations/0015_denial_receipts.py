@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('billing', '0012_spend_caps'),
+        ('billing', '0014_rejected_webhook_tally'),
         ('orgs', '0005_events_to_products'),
     ]
 

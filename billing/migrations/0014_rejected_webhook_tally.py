@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('billing', '0009_received_stripe_events'),
+        ('billing', '0013_auto_top_up'),
     ]
 
     operations = [
