@@ -22,7 +22,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the benches use the test suite's Stripe stand-in
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
 SERVER = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres").rsplit("/", 1)[0]
-TEMPLATE, DATABASE = "billing_bench_template", "billing_bench"
+# BENCH_DATABASE names another database (and its template), for benches run side by side.
+DATABASE = os.environ.get("BENCH_DATABASE", "billing_bench")
+TEMPLATE = f"{DATABASE}_template"
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/12")
 
 ENV = {

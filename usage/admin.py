@@ -4,7 +4,7 @@ from datetime import UTC, timedelta
 
 from django.contrib import admin, messages
 from django.db import DatabaseError
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -12,8 +12,9 @@ from django.utils.html import format_html, format_html_join
 from core.admin.paginators import EstimatedCountPaginator
 from core.admin.readonly import ReadOnlyAdmin, ReadOnlyInline
 from core.admin.sections import Section, organization_page
+from orgs.models import Product
 from usage.charts import daily_usage_svg
-from usage.models import MeterParity, MeterReport, UsageBucket, UsageEvent
+from usage.models import MeterParity, MeterReport, UsageBucket, UsageEvent, UsageEventKey
 from usage.selectors import rollup_lag
 
 
@@ -144,6 +145,23 @@ class UsageEventAdmin(RollupLagWarning, ReadOnlyAdmin):
     search_fields = ["=event_id", "=org__public_id"]
     show_full_result_count = False
     paginator = EstimatedCountPaginator
+
+    def get_search_results(self, request, queryset, search_term):
+        """An org id, or an event_id found through its keys (the events have no index on event_id:
+        each key tells the event's org and instant, which the (org, product, occurred_at) index and
+        the partition bounds find)."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        if term.startswith("org_"):
+            return queryset.filter(org__public_id=term), False
+        keys = UsageEventKey.objects.filter(
+            product_id__in=Product.objects.values_list("pk", flat=True), event_id=term
+        ).values_list("product_id", "org_id", "occurred_at")
+        match = Q(pk__in=[])
+        for product_id, org_id, occurred_at in keys:
+            match |= Q(product_id=product_id, org_id=org_id, occurred_at=occurred_at, event_id=term)
+        return queryset.filter(match), False
 
 
 @admin.register(UsageBucket)

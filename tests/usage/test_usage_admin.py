@@ -47,3 +47,30 @@ def test_the_org_page_charts_usage_and_shows_meter_reports_and_parity(support, o
     assert "ovg-x-1" in html
     assert "drift: events and buckets differ" in html
     assert "cdn" not in html.lower()
+
+
+def test_usage_events_are_found_by_event_id_or_org_id(support, org, other_org, catalog):
+    from usage.services.events import record_usage_events
+
+    red = Product.objects.get(slug="red")
+    now = timezone.now()
+    record_usage_events(
+        product=red,
+        events=[
+            {
+                "event_id": name,
+                "org_id": owner.public_id,
+                "metric": "fix_run",
+                "quantity": "1",
+                "occurred_at": now.isoformat(),
+            }
+            for name, owner in [("run-1", org), ("run-2", other_org)]
+        ],
+    )
+    page = reverse("admin:usage_usageevent_changelist")
+
+    by_event = support.get(page, {"q": "run-2"})
+    by_org = support.get(page, {"q": org.public_id})
+
+    assert [e.event_id for e in by_event.context["cl"].result_list] == ["run-2"]
+    assert [e.event_id for e in by_org.context["cl"].result_list] == ["run-1"]
