@@ -2,7 +2,7 @@
 
 On a throwaway SQLite file, with no Redis (tasks in process): migrate, seed_demo, smoke_check
 --product red (over the real API: org, invitation, entitlement check, usage), runjob rollup_usage,
-runjob report_meter_usage (shadow mode), runjob sweep_stripe_events and runjob deliver_events.
+runjob report_meter_usage (shadow mode), runjob sweep_stripe_events, runjob deliver_events and the usage partition jobs (no-ops there).
 Exits non-zero naming the step that failed.
 """
 
@@ -23,6 +23,8 @@ STEPS = [
     ["runjob", "report_meter_usage"],
     ["runjob", "sweep_stripe_events"],
     ["runjob", "deliver_events"],
+    ["runjob", "create_usage_partitions"],
+    ["runjob", "archive_usage_partitions"],
 ]
 
 

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.contrib import admin, messages
 from django.db import DatabaseError
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.db.models.functions import TruncDate
 from django.urls import reverse
 from django.utils import timezone
@@ -17,9 +17,9 @@ from core.admin.paginators import EstimatedCountPaginator
 from core.admin.readonly import ReadOnlyAdmin, ReadOnlyInline
 from core.admin.sections import Section, organization_page
 from core.display import credits_text
-from orgs.models import Organization
+from orgs.models import Organization, Product
 from usage.charts import daily_usage_svg
-from usage.models import MeterParity, MeterReport, UsageBucket, UsageEvent
+from usage.models import MeterParity, MeterReport, UsageBucket, UsageEvent, UsageEventKey
 from usage.selectors import monthly_usage, rollup_lag
 
 
@@ -233,6 +233,23 @@ class UsageEventAdmin(RollupLagWarning, ReadOnlyAdmin):
     def event(self, event):
         short = event.event_id if len(event.event_id) <= 24 else f"{event.event_id[:21]}…"
         return format_html('<span title="{}">{}</span>', event.event_id, short)
+
+    def get_search_results(self, request, queryset, search_term):
+        """An org id, or an event_id found through its keys (the events have no index on event_id:
+        each key tells the event's org and instant, which the (org, product, occurred_at) index and
+        the partition bounds find)."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        if term.startswith("org_"):
+            return queryset.filter(org__public_id=term), False
+        keys = UsageEventKey.objects.filter(
+            product_id__in=Product.objects.values_list("pk", flat=True), event_id=term
+        ).values_list("product_id", "org_id", "occurred_at")
+        match = Q(pk__in=[])
+        for product_id, org_id, occurred_at in keys:
+            match |= Q(product_id=product_id, org_id=org_id, occurred_at=occurred_at, event_id=term)
+        return queryset.filter(match), False
 
 
 @admin.register(UsageBucket)

@@ -10,6 +10,7 @@ import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -156,3 +157,28 @@ def test_credits_and_money_are_written_one_way():
 
 def test_an_outsider_cannot_read_the_event_list(client, usage):
     assert client.get(EVENTS).status_code == 302
+
+
+def test_usage_events_are_found_by_event_id_or_org_id(support, org, other_org, catalog):
+    red = Product.objects.get(slug="red")
+    now = timezone.now()
+    record_usage_events(
+        product=red,
+        events=[
+            {
+                "event_id": name,
+                "org_id": owner.public_id,
+                "metric": "fix_run",
+                "quantity": "1",
+                "occurred_at": now.isoformat(),
+            }
+            for name, owner in [("run-1", org), ("run-2", other_org)]
+        ],
+    )
+    page = reverse("admin:usage_usageevent_changelist")
+
+    by_event = support.get(page, {"q": "run-2"})
+    by_org = support.get(page, {"q": org.public_id})
+
+    assert [e.event_id for e in by_event.context["cl"].result_list] == ["run-2"]
+    assert [e.event_id for e in by_org.context["cl"].result_list] == ["run-1"]
