@@ -2,7 +2,8 @@
 
 On a throwaway SQLite file, with no Redis (tasks in process): migrate, seed_demo, smoke_check
 --product red (over the real API: org, invitation, entitlement check, usage), runjob rollup_usage,
-runjob report_meter_usage (shadow mode), runjob sweep_stripe_events, runjob deliver_events and the usage partition jobs (no-ops there).
+runjob report_meter_usage (shadow mode), runjob sweep_stripe_events, runjob deliver_events and the
+usage partition jobs (no-ops there).
 Exits non-zero naming the step that failed.
 """
 
