@@ -201,6 +201,14 @@ def find_redis() -> str:
 TOPOLOGY = "tests/topology"
 
 
+def names_topology(args: list[str]) -> bool:
+    """Whether a developer's selection takes tests/topology (not merely `--ignore`s it)."""
+    after_option = {"--ignore", "--ignore-glob", "--deselect"}
+    return any(
+        arg.startswith(TOPOLOGY) and (i == 0 or args[i - 1] not in after_option) for i, arg in enumerate(args)
+    )
+
+
 def with_replica(env: dict) -> dict:
     """The environment with DATABASE_REPLICA_URL: a streaming replica started for this run."""
     made = start_replica(env["DATABASE_URL"], say)
@@ -262,7 +270,7 @@ def main() -> None:
     run("import directions (import-linter)", [str(VENV_BIN / "lint-imports"), "--no-cache"], env)
     run("types (mypy)", [str(VENV_BIN / "mypy")], env)
     if sys.argv[1:]:  # a developer's selection: just that (with a replica if it takes tests/topology)
-        if any(arg.startswith(TOPOLOGY) for arg in sys.argv[1:]):
+        if names_topology(sys.argv[1:]):
             env = with_replica(env)
         run("test suite (pytest)", [*pytest, *sys.argv[1:]], env)
     else:  # the whole suite on a fresh database (kept for the calendar runs), then the calendar runs

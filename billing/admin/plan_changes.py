@@ -1,7 +1,5 @@
 """The org page's plan changes: the requested changes and staff's "Change plan" (with a reason)."""
 
-import uuid
-
 from django import forms
 
 from billing.models import Plan, PlanChange
@@ -32,19 +30,14 @@ class PlanChangeInline(ReadOnlyInline):
 
 class ChangePlanForm(ReasonForm):
     plan = forms.ModelChoiceField(queryset=Plan.objects.all(), to_field_name="name")
-    # Generated when the form is shown: submitting the same form twice asks once.
-    idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=64)
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["idempotency_key"].initial = f"staff:{uuid.uuid4()}"
 
 
 def _change_plan(request, org, data):
     change = request_plan_change(
         org=org,
         plan_name=data["plan"].name,
-        idempotency_key=data["idempotency_key"],
+        # The form's one-time token: the same form submitted twice asks once, even past the admin's check.
+        idempotency_key=f"admin-form:{data['submission']}",
         reason=data["reason"],
         actor=Actor.staff(request.user),
     )

@@ -29,6 +29,12 @@ class AutoTopUpView(APIView):
 
     @extend_schema(
         operation_id="auto_top_up_update",
+        summary="Set or turn off automatic top-ups",
+        description=(
+            "When the org's available balance falls below `threshold_credits`, one purchase of "
+            "`credits` is charged to the card of the org's last paid purchase, at most once per "
+            "crossing; `null` turns it off. Owners, admins and billing members only."
+        ),
         request=SetAutoTopUpSerializer,
         responses={
             200: AutoTopUpSerializer,

@@ -40,6 +40,14 @@ class SubscriptionChangeView(APIView):
 
     @extend_schema(
         operation_id="subscription_change",
+        summary="Change the subscription's plan",
+        description=(
+            "An upgrade takes effect at once, the prorated difference charged now; a downgrade (to "
+            "the default plan: a cancellation) at the period end, shown as `pending_plan` / "
+            "`pending_plan_at` until then. The plan changes when Stripe's subscription says so. Needs "
+            "a subscription (`409 no_subscription`: use checkout); the same plan is `409 "
+            "plan_unchanged`."
+        ),
         request=ChangePlanSerializer,
         responses={
             202: PlanChangeSerializer,

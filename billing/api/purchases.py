@@ -7,7 +7,7 @@ from rest_framework.views import APIView
 
 from billing.credits import CreditsField
 from billing.services.purchases import start_credit_purchase
-from core.api.parsing import StrictSerializer, UserIdField, parse_body
+from core.api.parsing import StrictSerializer, UserIdField, WebURLField, parse_body
 from core.api.schema import errors
 from orgs.selectors import get_live_org
 from orgs.services.audit import Actor
@@ -17,8 +17,8 @@ class CreditPurchaseView(APIView):
     class CreatePurchaseSerializer(StrictSerializer):
         credits = CreditsField(help_text="Within the catalog's minimum and maximum per purchase.")
         user_id = UserIdField()
-        success_url = serializers.URLField(max_length=2000)
-        cancel_url = serializers.URLField(max_length=2000)
+        success_url = WebURLField(help_text="Where Stripe sends the user after paying (http or https).")
+        cancel_url = WebURLField(help_text="Where Stripe sends the user on cancel (http or https).")
         idempotency_key = serializers.CharField(max_length=255)
 
         def validate_credits(self, value):
@@ -32,6 +32,13 @@ class CreditPurchaseView(APIView):
 
     @extend_schema(
         operation_id="credit_purchases_create",
+        summary="Buy prepaid credits",
+        description=(
+            "Opens a Stripe Checkout session in payment mode, priced by the catalog's top-up terms (a "
+            "minimum and a maximum per purchase); the user is sent to its `url`. The `purchase` grant "
+            "is written once, when Stripe says the payment succeeded; a refund takes back what is "
+            "unspent."
+        ),
         request=CreatePurchaseSerializer,
         responses={
             201: PurchaseCreatedSerializer,

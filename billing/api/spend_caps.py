@@ -28,6 +28,13 @@ class SpendCapView(APIView):
 
     @extend_schema(
         operation_id="spend_cap_update",
+        summary="Set or remove the monthly spend cap",
+        description=(
+            "Caps this calendar month's billable overage (UTC): once the overage plus a call's cost "
+            "would pass it, `entitlements:check` and `:reserve` answer `402 spend_cap_reached`; usage "
+            "reported anyway is still recorded and billed. `null` removes the cap. Owners, admins and "
+            "billing members only."
+        ),
         request=SetSpendCapSerializer,
         responses={
             200: SpendCapSerializer,

@@ -117,7 +117,8 @@ def _complete_properties(schema: dict[str, Any]) -> None:
     for name, prop in schema.get("properties", {}).items():
         if name in FIELD_EXAMPLES and "example" not in prop and "$ref" not in prop:
             prop["example"] = FIELD_EXAMPLES[name]
-        if name in ("quantity", "amount") and prop.get("type") == "string":
+        is_amount = prop.get("format") == "decimal" or name in ("quantity", "amount")
+        if is_amount and prop.get("type") == "string":  # what the server reads: ≥ 0, 6 places, < 10^14
             prop["pattern"] = r"^\d{1,14}(\.\d{1,6})?$"
 
 

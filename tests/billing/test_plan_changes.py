@@ -14,7 +14,7 @@ from orgs.services.audit import Actor
 from orgs.services.outbox import process_outbox
 from orgs.staff import BILLING_ADMIN, SUPPORT
 from tests.billing.conftest import deliver, subscribe
-from tests.conftest import MEMBER, OUTSIDER, OWNER, TEAM_CREDITS, staff
+from tests.conftest import MEMBER, OUTSIDER, OWNER, TEAM_CREDITS, staff, submitted
 
 pytestmark = pytest.mark.django_db
 
@@ -351,7 +351,7 @@ def test_billing_admins_change_plans_from_the_org_page_with_a_reason(client, org
     on_plan("pro")
     client.force_login(staff("bea", BILLING_ADMIN))
     action = reverse("admin:orgs_organization_act", args=[org.pk, "change-plan"])
-    form = {"plan": "team", "reason": "customer asked by phone", "idempotency_key": "staff:1"}
+    form = submitted({"plan": "team", "reason": "customer asked by phone"})
 
     first = client.post(action, form, follow=True)
     client.post(action, form)  # the same form submitted twice asks once
@@ -371,6 +371,6 @@ def test_support_may_not_change_plans(client, org, on_plan):
     client.force_login(staff("sam", SUPPORT))
 
     action = reverse("admin:orgs_organization_act", args=[org.pk, "change-plan"])
-    response = client.post(action, {"plan": "team", "reason": "x", "idempotency_key": "k"})
+    response = client.post(action, submitted({"plan": "team", "reason": "x"}))
 
     assert response.status_code == 403 and not PlanChange.objects.exists()
