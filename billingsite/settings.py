@@ -4,6 +4,7 @@ With nothing set, the project runs on an embedded default: SQLite in ./var and C
 process. Production and the test suite set DATABASE_URL (PostgreSQL) and REDIS_URL.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -50,6 +51,7 @@ INSTALLED_APPS = [
     "orgs",
     "billing",
     "usage",
+    "axes",  # admin login throttling (below)
 ]
 
 MIDDLEWARE = [
@@ -65,7 +67,22 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "core.middleware.StaffHistoryMiddleware",
     "core.replicas.ReplicaChangelistMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a locked-out login into its answer
 ]
+
+# Admin login throttling (django-axes): a username tried from one address fails AXES_FAILURE_LIMIT
+# times, and that pair is locked out for AXES_COOLOFF_MINUTES (429); a success resets the count. Per
+# pair, not per username alone, so a stranger cannot lock a staff member out from elsewhere.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_CLIENT_IP_CALLABLE = "core.requests.client_ip"  # the same address as the rest of the service
 
 ROOT_URLCONF = "billingsite.urls"
 WSGI_APPLICATION = "billingsite.wsgi.application"
