@@ -100,10 +100,14 @@ def test_a_new_api_key_is_shown_once_on_the_page_never_in_a_message(client, admi
     client.force_login(admin_user)
     url = reverse("admin:orgs_product_act", args=[product.pk, "issue-key"])
 
-    response = client.post(url, {"name": "red production"})
+    form = submitted({"name": "red production"})
+    response = client.post(url, form)
+    again = client.post(url, form, follow=True)  # the same form sent twice: one key, never shown again
 
     assert response.status_code == 200
     key = response.context["result"].secret
+    assert ProductAPIKey.objects.filter(name="red production").count() == 1
+    assert key not in again.content.decode() and "already submitted" in again.content.decode()
     assert key.startswith(ProductAPIKey.objects.get(name="red production").prefix)
     assert key in response.content.decode()
     assert "no-store" in response["Cache-Control"] or "no-cache" in response["Cache-Control"]
