@@ -158,7 +158,9 @@ WRITABLE = {
     Organization: {"add": True, "change": True},  # open_organization / update_organization
     Product: {"add": False, "change": True},  # update_product_terms
 }
-STAFF_ACCOUNTS = {"auth"}
+# Staff accounts and their login lockouts (django-axes: deleting an attempt unlocks a login) are not
+# billing data: the admin manages them as Django does.
+STAFF_ACCOUNTS = {"auth", "axes"}
 
 
 def test_nothing_else_in_the_admin_saves_around_a_service(admin_user):
