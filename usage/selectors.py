@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.db.models import Sum
 from django.db.models.functions import TruncDate, TruncMonth
 from django.utils import timezone
@@ -15,6 +15,7 @@ from billing.periods import month_end, month_of
 from billing.services.payments import org_for_customer
 from core.errors import InvalidRequest
 from core.instants import floor_hour
+from core.replicas import read_database
 from orgs.models import Organization, Product
 from usage.models import ROLLUP_CURSOR, RollupCursor, UsageArchive, UsageEvent
 from usage.txids import snapshot_xmax, writers
@@ -47,9 +48,14 @@ def usage_summary(
         **dict(zip(("e1", "e2", "e3", "e4"), bounds, strict=True)),
         "cursor": ROLLUP_CURSOR,
     }
-    with connection.cursor() as cursor:
+    alias = read_database(UsageEvent)  # the replica inside replica_reads() (the API's summary view)
+    with connections[alias].cursor() as cursor:
         horizon = (
-            RollupCursor.objects.filter(name=ROLLUP_CURSOR).values_list("horizon", flat=True).first() or 0
+            RollupCursor.objects.using(alias)
+            .filter(name=ROLLUP_CURSOR)
+            .values_list("horizon", flat=True)
+            .first()
+            or 0
         )
         for _ in range(5):  # a rollup committing between the two reads: read again
             cursor.execute(_SUMMARY, {**params, "horizon": horizon})
