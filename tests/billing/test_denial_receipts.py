@@ -11,7 +11,7 @@ from billing.models import DenialReceipt
 from billing.services.suspensions import suspend_organization
 from orgs.services.audit import Actor
 from tests.concurrency import committing, run_concurrently
-from tests.conftest import MEMBER, OUTSIDER, OWNER, client_with
+from tests.conftest import DEFAULT_CLOCK, MEMBER, OUTSIDER, OWNER, client_with
 from tests.factories import OrganizationFactory
 
 CHECK = "/api/v1/entitlements:check"
@@ -103,6 +103,7 @@ def test_receipts_can_be_turned_off(api, suspended, catalog, settings):
 
 
 @pytest.mark.django_db
+@pytest.mark.time_machine(DEFAULT_CLOCK, tick=False)  # the page names minutes: pinned at the suite's instant
 def test_the_org_page_shows_the_latest_denials_first(api, support, suspended, catalog):
     check(api, suspended)
     with time_machine.travel(timezone.now() + timedelta(minutes=5)):

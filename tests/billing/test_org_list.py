@@ -12,10 +12,11 @@ from billing.services.suspensions import suspend_organization
 from orgs.models import Role
 from orgs.services.audit import Actor
 from orgs.services.memberships import upsert_membership
-from tests.conftest import FREE_CREDITS, set_plan
+from tests.conftest import DEFAULT_CLOCK, FREE_CREDITS, set_plan
 from tests.factories import OrganizationFactory
 
-pytestmark = pytest.mark.django_db
+# The page's words name days and dates ("4 days ago", "on 12 Nov"): pinned at the suite's instant.
+pytestmark = [pytest.mark.django_db, pytest.mark.time_machine(DEFAULT_CLOCK, tick=False)]
 LIST = reverse("admin:orgs_organization_changelist")
 
 

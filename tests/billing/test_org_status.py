@@ -15,9 +15,10 @@ from billing.services.suspensions import reconcile_suspensions, suspend_organiza
 from orgs.services.audit import Actor
 from orgs.staff import SUPPORT
 from tests.billing.conftest import deliver, subscribe
-from tests.conftest import MEMBER, set_plan, staff
+from tests.conftest import DEFAULT_CLOCK, MEMBER, set_plan, staff
 
-pytestmark = pytest.mark.django_db
+# The page's words name days and dates ("4 days ago", "on 12 Nov"): pinned at the suite's instant.
+pytestmark = [pytest.mark.django_db, pytest.mark.time_machine(DEFAULT_CLOCK, tick=False)]
 CHECK = "/api/v1/entitlements:check"
 
 

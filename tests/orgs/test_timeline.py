@@ -9,9 +9,10 @@ from django.urls import reverse
 from orgs.models import Role
 from orgs.services.audit import Actor
 from orgs.services.memberships import upsert_membership
-from tests.conftest import submitted
+from tests.conftest import DEFAULT_CLOCK, submitted
 
-pytestmark = pytest.mark.django_db
+# The page's words name days and dates ("4 days ago", "on 12 Nov"): pinned at the suite's instant.
+pytestmark = [pytest.mark.django_db, pytest.mark.time_machine(DEFAULT_CLOCK, tick=False)]
 
 
 def timeline(org):

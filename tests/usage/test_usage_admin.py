@@ -16,11 +16,14 @@ from hypothesis import strategies as st
 
 from core.display import credits_text, money_text
 from orgs.models import Product
+
+# The page's words name days and dates ("4 days ago", "on 12 Nov"): pinned at the suite's instant.
+from tests.conftest import DEFAULT_CLOCK
 from usage.models import UsageEvent
 from usage.selectors import monthly_usage
 from usage.services.events import record_usage_events
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.time_machine(DEFAULT_CLOCK, tick=False)]
 EVENTS = reverse("admin:usage_usageevent_changelist")
 
 
