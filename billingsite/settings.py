@@ -83,6 +83,7 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_HTTP_RESPONSE_CODE = 429
 AXES_CLIENT_IP_CALLABLE = "core.requests.client_ip"  # the same address as the rest of the service
+AXES_VERBOSE = False  # no banner on every command
 
 ROOT_URLCONF = "billingsite.urls"
 WSGI_APPLICATION = "billingsite.wsgi.application"
