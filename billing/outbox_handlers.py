@@ -4,6 +4,7 @@ from django.db import transaction
 
 from billing import stripe_api
 from billing.services.auto_top_up import AUTO_TOP_UP, perform_auto_top_up
+from billing.services.customer_balance import CREDIT_CUSTOMER, perform_customer_credit
 from billing.services.payments import FOLLOW_PAYMENT_FAILURES, cancellation_wanted, lock_account
 from billing.services.plan_changes import CHANGE_PLAN, perform_plan_change
 from billing.subscriptions import CANCEL_FOR_PAYMENT_FAILURE as CANCEL_REASON
@@ -61,3 +62,9 @@ def change_plan(message) -> dict:
 def auto_top_up(message) -> dict:
     """An automatic top-up's payment (billing/services/auto_top_up.py)."""
     return perform_auto_top_up(purchase_id=message.payload["purchase_id"], actor=Actor.system("auto_top_up"))
+
+
+@outbox_handler(CREDIT_CUSTOMER)
+def credit_customer(message) -> dict:
+    """A credit on the customer's Stripe balance (billing/services/customer_balance.py)."""
+    return perform_customer_credit(message)

@@ -84,6 +84,28 @@ def create_customer(*, org: "Organization") -> stripe.Customer:
     )
 
 
+def credit_customer_balance(
+    *,
+    customer_id: str,
+    cents: int,
+    currency: str,
+    description: str,
+    metadata: dict[str, str],
+    idempotency_key: str,
+) -> stripe.CustomerBalanceTransaction:
+    """A credit on the customer's balance (a negative balance transaction): Stripe takes it off the
+    customer's next invoices."""
+    return _call(
+        stripe.Customer.create_balance_transaction,
+        customer_id,
+        amount=-cents,
+        currency=currency,
+        description=description,
+        metadata=metadata,
+        idempotency_key=idempotency_key,
+    )
+
+
 def list_subscriptions(*, customer_id: str) -> list[stripe.Subscription]:
     page = _call(stripe.Subscription.list, customer=customer_id, status="all", limit=100)
     return list(page.auto_paging_iter())

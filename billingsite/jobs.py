@@ -28,6 +28,8 @@ JOBS: dict[str, Job] = {
     "rollup_usage": Job("usage.tasks.rollup_usage", crontab(minute="*/5")),
     # Hourly, after the rollups: each report carries the whole credits accrued since the last one.
     "report_meter_usage": Job("usage.tasks.report_meter_usage", crontab(minute=10)),
+    # Hourly: closed periods whose invoice is final, checked against Stripe's meter.
+    "check_closed_periods": Job("usage.tasks.check_closed_periods", crontab(minute=45)),
     "check_meter_parity": Job("usage.tasks.check_meter_parity", crontab(minute=50, hour=4)),
     # Daily: next months' event partitions made ahead (PostgreSQL; nothing on the embedded default).
     "create_usage_partitions": Job("usage.tasks.create_usage_partitions", crontab(minute=30, hour=2)),

@@ -28,6 +28,7 @@ TASK_QUEUES: dict[str, str] = {
     "billing.tasks.grant_monthly_allowances": INGEST,
     "billing.tasks.expire_credit_grants": INGEST,
     "usage.tasks.check_meter_parity": MAINTENANCE,
+    "usage.tasks.check_closed_periods": MAINTENANCE,
     "billing.tasks.check_ledger_consistency": MAINTENANCE,
     "billing.tasks.reconcile_suspensions": MAINTENANCE,
     "orgs.tasks.expire_invitations": MAINTENANCE,

@@ -5,8 +5,9 @@ ports; else throwaway servers in a temporary directory (installed from Debian's 
 when missing and running as root). It says which it used, then runs `makemigrations --check`,
 `ruff check`, `lint-imports` (the import directions in pyproject.toml), `mypy` (the types; its
 cache is in .venv) and pytest (with the arguments given; with none, the whole suite and then its
-calendar tests again at four awkward instants, the replica and topology tests, then the demo's
-smoke run on SQLite: bin/demo_smoke.py), and stops whatever it started.
+replica and topology tests, then its calendar tests again at four awkward instants, each on a copy
+of the test database, two at a time beside the demo's smoke run on SQLite: bin/demo_smoke.py), and
+stops whatever it started.
 
 tests/topology (run alone after the suite, or when named in the arguments) gets a streaming
 replica of the test server (bin/pg_replica.py: pg_basebackup -R on a free port) through
@@ -218,6 +219,8 @@ def with_replica(env: dict) -> dict:
     url, stop = made
     cleanups.append(stop)
     return {**env, "DATABASE_REPLICA_URL": url}
+
+
 BROWSER_PACKAGES = {"chromium": "chromium", "chromedriver": "chromium-driver"}  # binary: Debian package
 
 
@@ -242,6 +245,65 @@ def run(step: str, command: list[str], env: dict) -> None:
     if result.returncode != 0:
         say(f"FAILED: {step}")
         sys.exit(result.returncode)
+
+
+def run_side_by_side(steps: list[tuple[str, list[str], dict]], *, at_once: int) -> None:
+    """Run the steps `at_once` at a time, each one's output kept apart and shown when it ends; stop
+    at the first that fails (the others are killed)."""
+    waiting, running, failed = list(steps), [], None
+    while (waiting or running) and failed is None:
+        while waiting and len(running) < at_once:
+            step, command, env = waiting.pop(0)
+            say(f"{step} (started)")
+            log = tempfile.TemporaryFile()  # noqa: SIM115 (open until its step ends, closed below)
+            process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+            running.append((step, process, log, time.monotonic()))
+        time.sleep(1)
+        for entry in list(running):
+            step, process, log, started = entry
+            if process.poll() is None:
+                continue
+            running.remove(entry)
+            log.seek(0)
+            sys.stdout.flush()
+            sys.stdout.buffer.write(log.read())
+            sys.stdout.flush()
+            log.close()
+            outcome = "passed" if process.returncode == 0 else "FAILED"
+            say(f"{step}: {outcome} in {time.monotonic() - started:.0f} s")
+            if process.returncode != 0 and failed is None:
+                failed = (step, process.returncode)
+    for _, process, log, _ in running:
+        process.kill()
+        process.wait()
+        log.close()
+    if failed is not None:
+        say(f"FAILED: {failed[0]}")
+        sys.exit(failed[1])
+
+
+def copy_of_test_database(env: dict, n: int) -> dict:
+    """The environment for a run of its own: a copy of the suite's test database (made from it as a
+    template, so no migration runs again; dropped at the end) and Redis database 10 + n."""
+    source = env["TEST_DATABASE_NAME"]
+    name = f"{source}_copy{n}"
+    with psycopg.connect(env["DATABASE_URL"], autocommit=True) as server:
+        # A template must have no other sessions (a process of the topology test lingering).
+        server.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = %s AND pid <> pg_backend_pid()",
+            [source],
+        )
+        server.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        server.execute(f'CREATE DATABASE "{name}" TEMPLATE "{source}"')
+
+    def drop() -> None:
+        with psycopg.connect(env["DATABASE_URL"], autocommit=True) as server:
+            server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    cleanups.append(drop)
+    redis_url = env["REDIS_URL"].rsplit("/", 1)[0] if env["REDIS_URL"].count("/") > 2 else env["REDIS_URL"]
+    return {**env, "TEST_DATABASE_NAME": name, "REDIS_URL": f"{redis_url.rstrip('/')}/{10 + n}"}
 
 
 # The calendar tests run again with the clock pinned at each of these: the last second of a month,
@@ -282,15 +344,22 @@ def main() -> None:
             [*pytest, "--reuse-db", TOPOLOGY],
             with_replica(env),
         )
-        for instant in CALENDAR_INSTANTS:
-            run(
+        # The calendar reruns, each on its own copy of the test database and its own Redis
+        # database, two at a time (about 4 minutes each), with the demo's smoke run on SQLite (the
+        # embedded default keeps its own paths of the hot code; the suite refuses anything but
+        # PostgreSQL, so the demo's commands run once here, about two minutes).
+        steps = [
+            (
                 f"calendar tests with the clock at {instant}",
                 [*pytest, "--reuse-db", "-q", "-m", "calendar"],
-                {**env, "TEST_CLOCK": instant},
+                {**copy_of_test_database(env, n), "TEST_CLOCK": instant},
             )
-        # The embedded default (SQLite, no Redis) keeps its own paths of the hot code; the suite
-        # refuses anything but PostgreSQL, so the demo's commands run once here (about a minute).
-        run("demo smoke on SQLite (bin/demo_smoke.py)", [python, str(ROOT / "bin" / "demo_smoke.py")], env)
+            for n, instant in enumerate(CALENDAR_INSTANTS, start=1)
+        ]
+        steps.append(
+            ("demo smoke on SQLite (bin/demo_smoke.py)", [python, str(ROOT / "bin" / "demo_smoke.py")], env)
+        )
+        run_side_by_side(steps, at_once=2)
     say("all green")
 
 

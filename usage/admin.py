@@ -18,8 +18,15 @@ from core.admin.readonly import ReadOnlyAdmin, ReadOnlyInline
 from core.admin.sections import Section, organization_page
 from core.display import credits_text
 from orgs.models import Organization, Product
+from usage.admin_periods import register_closed_periods
 from usage.charts import daily_usage_svg
-from usage.models import MeterParity, MeterReport, UsageBucket, UsageEvent, UsageEventKey
+from usage.models import (
+    MeterParity,
+    MeterReport,
+    UsageBucket,
+    UsageEvent,
+    UsageEventKey,
+)
 from usage.selectors import monthly_usage, rollup_lag
 
 
@@ -151,6 +158,7 @@ def register_sections() -> None:
             warnings=lag_warnings,
         )
     )
+    register_closed_periods()
 
 
 class EventOrgFilter(admin.SimpleListFilter):

@@ -120,6 +120,11 @@ class MeterReportStatus(models.TextChoices):
     )
 
 
+class MeterReportKind(models.TextChoices):
+    OVERAGE = "overage"  # the org's billable overage from its buckets
+    CORRECTION = "correction"  # credits Stripe lacks for a closed period, reported by staff (ClosedPeriod)
+
+
 class MeterReport(models.Model):
     """One meter event for the org's overage credits: written and committed before it is sent.
 
@@ -142,6 +147,9 @@ class MeterReport(models.Model):
         default=list, help_text="The buckets whose overage changed since the last report."
     )
     status = models.CharField(max_length=16, choices=MeterReportStatus.choices)
+    # A correction is sent like any report but never counts against the buckets: it carries credits
+    # Stripe lost, which the org's reports already counted.
+    kind = models.CharField(max_length=16, choices=MeterReportKind.choices, default=MeterReportKind.OVERAGE)
     customer_id = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     attempts = models.PositiveIntegerField(default=0)
@@ -203,6 +211,69 @@ class MeterParity(models.Model):
         return (
             f"parity of {self.org_id} at {self.checked_at:%Y-%m-%d %H:%M}: {'drift' if self.drift else 'ok'}"
         )
+
+
+class ClosedPeriodStatus(models.TextChoices):
+    OPEN = "open"  # its invoice is a draft, or Stripe's summaries may not count every report yet
+    MATCHED = "matched"  # Stripe's meter counts exactly the reports sent inside the period
+    DISCREPANCY = "discrepancy"  # they differ: for staff to correct
+    CORRECTED = "corrected"  # staff reported the missing credits, or credited the customer
+
+
+class ClosedPeriod(models.Model):
+    """One subscription period of an org, closed by its invoice: what it used and what was billed,
+    and whether Stripe's meter counts the overage reported inside it (usage/services/period_close.py)."""
+
+    org = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="closed_periods")
+    invoice_id = models.CharField(max_length=255, unique=True)
+    customer_id = models.CharField(max_length=255)
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    draft_until = models.DateTimeField(help_text="When Stripe finalizes the invoice.")
+    status = models.CharField(
+        max_length=16, choices=ClosedPeriodStatus.choices, default=ClosedPeriodStatus.OPEN
+    )
+    plan = models.CharField(max_length=32, blank=True)
+    included_credits = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
+    included_used = models.DecimalField(
+        max_digits=20, decimal_places=6, null=True, blank=True, help_text="Credits drawn from the balance."
+    )
+    overage_reported = models.BigIntegerField(
+        null=True, blank=True, help_text="Whole credits of the reports Stripe accepted inside the period."
+    )
+    stripe_counted = models.DecimalField(
+        max_digits=20, decimal_places=6, null=True, blank=True, help_text="Stripe's meter, same window."
+    )
+    amount_invoiced_cents = models.BigIntegerField(null=True, blank=True)
+    currency = models.CharField(max_length=3, blank=True)
+    checked_at = models.DateTimeField(null=True, blank=True)
+    next_check_at = models.DateTimeField()
+    note = models.TextField(blank=True, help_text="Why it is still open, or what the last check found.")
+    corrected_at = models.DateTimeField(null=True, blank=True)
+    corrected_by = models.CharField(max_length=200, blank=True)
+    correction_reason = models.TextField(blank=True)
+    correction_report = models.OneToOneField(
+        MeterReport, on_delete=models.PROTECT, null=True, blank=True, related_name="corrects"
+    )
+    credited_cents = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-period_end", "-id"]
+        indexes = [
+            models.Index(
+                fields=["next_check_at"], condition=models.Q(status="open"), name="closed_period_open_idx"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.period_start:%Y-%m-%d}–{self.period_end:%Y-%m-%d} ({self.invoice_id})"
+
+    @property
+    def difference(self):
+        """Stripe's count less what was reported inside the period (None until checked)."""
+        if self.stripe_counted is None or self.overage_reported is None:
+            return None
+        return self.stripe_counted - self.overage_reported
 
 
 class UsageArchiveStatus(models.TextChoices):

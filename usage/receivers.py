@@ -12,6 +12,7 @@ from django.db import transaction
 from djstripe.event_handlers import djstripe_receiver
 
 from usage.selectors import closing_period, mirrored_invoice
+from usage.services.period_close import record_closed_period
 
 logger = logging.getLogger(__name__)
 
@@ -20,7 +21,8 @@ PERIOD_CLOSE_TASK = "usage.tasks.report_period_overage"
 
 @djstripe_receiver("invoice.created")
 def on_invoice_created(sender, event, **kwargs):
-    """A period's invoice is open as a draft: report the org's overage up to the period end now."""
+    """A period's invoice is open as a draft: report the org's overage up to the period end now, and
+    record the period, to be checked against Stripe's meter once its invoice is final."""
     invoice_id = event.data["object"]["id"]
     try:
         # Decided on the copy dj-stripe has just re-read from Stripe, not on the payload.
@@ -33,6 +35,8 @@ def on_invoice_created(sender, event, **kwargs):
     period = closing_period(invoice)
     if period is None:
         return
+    # Recorded with the delivery (once per event id): checked against Stripe's meter once final.
+    record_closed_period(period)
     transaction.on_commit(lambda: _enqueue(period))
 
 

@@ -264,6 +264,8 @@ DRAFT_WINDOW = timedelta(hours=1)
 class ClosingPeriod:
     org_id: int
     invoice_id: str
+    customer_id: str
+    period_start: datetime
     period_end: datetime
     draft_until: datetime
 
@@ -292,6 +294,8 @@ def closing_period(invoice: dict[str, Any]) -> ClosingPeriod | None:
     return ClosingPeriod(
         org_id=org.pk,
         invoice_id=invoice["id"],
+        customer_id=invoice["customer"],
+        period_start=datetime.fromtimestamp(invoice.get("period_start") or 0, tz=UTC),
         period_end=datetime.fromtimestamp(invoice["period_end"], tz=UTC),
         draft_until=datetime.fromtimestamp(finalizes, tz=UTC),
     )

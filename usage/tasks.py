@@ -28,6 +28,11 @@ def check_meter_parity(now: str | None = None) -> dict:
 
 
 @shared_task
+def check_closed_periods(now: str | None = None) -> dict:
+    return period_close.check_closed_periods(now=parse_instant(now))
+
+
+@shared_task
 def create_usage_partitions(now: str | None = None) -> dict:
     return partitions.create_usage_partitions(now=parse_instant(now))
 

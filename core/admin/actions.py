@@ -27,7 +27,13 @@ from django.urls import URLPattern, path, reverse
 from django.utils.cache import add_never_cache_headers
 
 from core.errors import ServiceError
-from core.services.submissions import claim_submission, finish_submission, release_submission
+from core.models import FormSubmission
+from core.services.submissions import (
+    claim_submission,
+    finish_submission,
+    previous_submission,
+    release_submission,
+)
 
 
 class ActionForm(forms.Form):
@@ -162,11 +168,20 @@ class ObjectActionsMixin(_AdminBase):
         obj = self.get_object(request, unquote(object_id))
         if obj is None:
             raise Http404
-        if not any(a.name == action_name for a in self.get_object_actions()):
-            raise Http404
-        action = next((a for a in self.available_object_actions(request, obj) if a.name == action_name), None)
+        action = next((a for a in self.get_object_actions() if a.name == action_name), None)
         if action is None:
+            raise Http404
+        if not request.user.has_perm(action.permission):
             raise PermissionDenied
+        if not action.applies(obj):
+            # Its own first submit may be what made it no longer apply: a repeat is told what that did.
+            previous = request.method == "POST" and previous_submission(
+                token=request.POST.get("submission"), target=self._target(obj), user=request.user
+            )
+            if not previous:
+                raise PermissionDenied
+            self._tell_repeat(request, previous)
+            return self._to_object_page(obj)
         initial = {**request.GET.dict(), "submission": uuid.uuid4()}
         form = action.form_class(request.POST if request.method == "POST" else None, obj=obj, initial=initial)
         if request.method == "POST" and form.is_valid():
@@ -195,17 +210,11 @@ class ObjectActionsMixin(_AdminBase):
         claim = claim_submission(
             token=data["submission"],
             action=action.name,
-            target=f"{self.opts.label_lower}:{obj.pk}",
+            target=self._target(obj),
             user=request.user,
         )
         if not claim.first:
-            previous = claim.submission
-            said = f": {previous.outcome}" if previous.done_at else " and is still being processed."
-            messages.warning(
-                request,
-                f"This form was already submitted at {previous.created_at:%Y-%m-%d %H:%M:%S} UTC; "
-                f"nothing was done again. The first submit{said}",
-            )
+            self._tell_repeat(request, claim.submission)
             return self._to_object_page(obj)
         try:
             message = action.run(request, obj, data)
@@ -222,6 +231,17 @@ class ObjectActionsMixin(_AdminBase):
         finish_submission(submission=claim.submission, outcome=message)
         messages.add_message(request, action.message_level, message)
         return self._to_object_page(obj)
+
+    def _target(self, obj: Model) -> str:
+        return f"{self.opts.label_lower}:{obj.pk}"
+
+    def _tell_repeat(self, request: HttpRequest, previous: FormSubmission) -> None:
+        said = f": {previous.outcome}" if previous.done_at else " and is still being processed."
+        messages.warning(
+            request,
+            f"This form was already submitted at {previous.created_at:%Y-%m-%d %H:%M:%S} UTC; "
+            f"nothing was done again. The first submit{said}",
+        )
 
     def _to_object_page(self, obj: Model) -> HttpResponse:
         info = self.opts.app_label, self.opts.model_name

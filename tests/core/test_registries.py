@@ -25,6 +25,7 @@ def test_the_org_page_has_every_apps_sections_in_their_order():
         "billing.LedgerEntry",
         "billing.CreditPurchase",
         "usage.MeterReport",
+        "usage.ClosedPeriod",
         "orgs.AuditEntry",
     ]
     assert [f.__name__ for f in organization_page.fields()] == [

@@ -194,6 +194,35 @@ def customer(
     return obj
 
 
+def customer_balance_transaction(
+    *,
+    customer: str,
+    amount: int,
+    currency: str,
+    ending_balance: int,
+    description: str | None = None,
+    metadata: dict | None = None,
+    created: int | None = None,
+) -> dict:
+    return {
+        "id": new_id("cbtxn"),
+        "object": "customer_balance_transaction",
+        "amount": amount,
+        "checkout_session": None,
+        "created": created or now(),
+        "credit_note": None,
+        "currency": currency,
+        "customer": customer,
+        "customer_account": None,
+        "description": description,
+        "ending_balance": ending_balance,
+        "invoice": None,
+        "livemode": False,
+        "metadata": dict(metadata or {}),
+        "type": "adjustment",
+    }
+
+
 # --- Catalog: products, prices, meters --------------------------------------------------------
 
 

@@ -40,7 +40,7 @@ from billing.services.payments import customer_id_for
 from core.instants import floor_hour
 from core.retry import backoff
 from orgs.models import Organization, Product
-from usage.models import MeterReport, MeterReportStatus, UsageBucket, UsageEvent
+from usage.models import MeterReport, MeterReportKind, MeterReportStatus, UsageBucket, UsageEvent
 from usage.services.reconciliation import reconcile_report
 from usage.services.reporter_lock import HeldLock
 from usage.services.reporter_lock import ReporterBusy as ReporterBusy  # the period close and the tasks
@@ -128,7 +128,8 @@ def write_report(
         if not account.exists():
             return None
         statuses = [MeterReportStatus.SHADOW] if shadow else COUNTED
-        mine = MeterReport.objects.filter(org_id=org_id, status__in=statuses)
+        # Corrections (ClosedPeriod) carry credits these reports already counted: never counted here.
+        mine = MeterReport.objects.filter(org_id=org_id, status__in=statuses, kind=MeterReportKind.OVERAGE)
         if not shadow and mine.filter(status=MeterReportStatus.PENDING).exists():
             return None  # the unsent one goes first, with its own identifier and value
         billable_total = _billable_total(org_id, starts=starts, upto=upto)

@@ -13,7 +13,17 @@ from django.utils import timezone
 from billing import stripe_api
 from billing.models import StripeMeter
 from billing.services.catalog_sync import METER_EVENT
-from usage.models import ArchivedOverage, MeterParity, MeterReport, MeterReportStatus, UsageBucket, UsageEvent
+from usage.models import (
+    ArchivedOverage,
+    ClosedPeriod,
+    ClosedPeriodStatus,
+    MeterParity,
+    MeterReport,
+    MeterReportKind,
+    MeterReportStatus,
+    UsageBucket,
+    UsageEvent,
+)
 from usage.services.metering import COUNTED, billable_starts, window
 from usage.services.rollup import rolled_up_horizon
 
@@ -36,12 +46,49 @@ def _stripe_total(meter: StripeMeter, first_sent: MeterReport) -> Decimal:
     return Decimal(str(total))
 
 
+def _closed_period_differences(org_id: int) -> tuple[Decimal, list[str]]:
+    """The differences of the org's corrected periods, which stay in Stripe's count (the corrections
+    settle them), and a problem for each period that differs and is not corrected yet."""
+    periods = ClosedPeriod.objects.filter(
+        org_id=org_id, status__in=[ClosedPeriodStatus.CORRECTED, ClosedPeriodStatus.DISCREPANCY]
+    )
+    settled, differing = ZERO, []
+    for period in periods:
+        difference = period.difference or ZERO
+        if period.status == ClosedPeriodStatus.CORRECTED:
+            settled += difference
+        else:
+            differing.append(f"closed period {period} differs from Stripe by {difference.normalize():f}")
+    return settled, differing
+
+
+def _stripe_side(
+    org_id: int, *, meter: StripeMeter | None
+) -> tuple[Decimal | None, Decimal, Decimal, list[str]]:
+    """(Stripe's count, the sent reports' total, the corrected periods' differences, the problems):
+    Stripe's count must be the sent reports (corrections too) plus those differences; a closed
+    period that differs and is not corrected is a problem of its own. No meter (or shadow mode):
+    Stripe is not asked."""
+    sent = MeterReport.objects.filter(org_id=org_id, status=MeterReportStatus.SENT)
+    sent_total = _total(sent, "value")
+    settled, problems = _closed_period_differences(org_id)
+    first_sent = sent.filter(earliest_timestamp__isnull=False).order_by("earliest_timestamp").first()
+    stripe_total = None
+    if meter is not None and first_sent is not None:
+        stripe_total = _stripe_total(meter, first_sent)
+        if stripe_total != sent_total + settled:
+            problems.insert(0, "sent reports and Stripe differ")
+    return stripe_total, sent_total, settled, problems
+
+
 def check_meter_parity(*, now: datetime | None = None) -> dict[str, Any]:
     """Record, per org with billable usage or reports, the four totals and whether they drift.
 
     Drift: the events the rollup has taken differ from the buckets (it lost or doubled some), or
-    the reports Stripe accepted differ from Stripe's count (one was lost or doubled). Buckets ahead
-    of the reports by the carried fraction, or by what the next run will report, are not drift.
+    the reports Stripe accepted differ from Stripe's count (one was lost or doubled; a corrected
+    closed period's difference is part of Stripe's count), or a closed period differs from Stripe
+    and is not corrected yet. Buckets ahead of the reports by the carried fraction, or by what the
+    next run will report, are not drift.
     """
     now = now or timezone.now()
     shadow = settings.BILLING_SHADOW_MODE
@@ -65,18 +112,13 @@ def check_meter_parity(*, now: datetime | None = None) -> dict[str, Any]:
         # Months whose raw events are archived: their overage as summed from the events at export.
         events_total += _total(ArchivedOverage.objects.filter(in_window, org_id=org_id), "billable_overage")
         statuses = [MeterReportStatus.SHADOW] if shadow else COUNTED
-        reported_total = _total(MeterReport.objects.filter(org_id=org_id, status__in=statuses), "value")
-        sent = MeterReport.objects.filter(org_id=org_id, status=MeterReportStatus.SENT)
-        sent_total = _total(sent, "value")
-        first_sent = sent.filter(earliest_timestamp__isnull=False).order_by("earliest_timestamp").first()
-        stripe_total = None
-        if not shadow and meter is not None and first_sent is not None:
-            stripe_total = _stripe_total(meter, first_sent)
-        problems = []
-        if events_total != buckets_total:
-            problems.append("events and buckets differ")
-        if stripe_total is not None and stripe_total != sent_total:
-            problems.append("sent reports and Stripe differ")
+        reports = MeterReport.objects.filter(org_id=org_id, status__in=statuses, kind=MeterReportKind.OVERAGE)
+        reported_total = _total(reports, "value")
+        stripe_total, sent_total, settled, stripe_problems = _stripe_side(
+            org_id, meter=None if shadow else meter
+        )
+        problems = ["events and buckets differ"] if events_total != buckets_total else []
+        problems += stripe_problems
         MeterParity.objects.create(
             org_id=org_id,
             events_total=events_total,
@@ -88,6 +130,7 @@ def check_meter_parity(*, now: datetime | None = None) -> dict[str, Any]:
                 "problems": problems,
                 "sent_total": str(sent_total),
                 "unreported": str(buckets_total - reported_total),
+                "corrected_differences": str(settled),
             },
         )
         summary["orgs"] += 1

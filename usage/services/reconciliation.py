@@ -68,7 +68,7 @@ def search_window(report: MeterReport) -> tuple[datetime, datetime, list[MeterRe
         start, end = wider_start, wider_end
 
 
-def _uncertain(other: MeterReport) -> bool:
+def uncertain(other: MeterReport) -> bool:
     """Whether Stripe may or may not hold this other report: still in flight, or refused after an
     attempt whose answer was lost."""
     return other.status == MeterReportStatus.PENDING or (
@@ -89,7 +89,7 @@ def reconcile_report(report: MeterReport, *, now: datetime) -> str:
     "sent", "abandoned", "unclear" or "retry". Never sends anything; idempotent."""
     real_now = timezone.now()
     start, end, others = search_window(report)
-    if any(_uncertain(other) for other in others):
+    if any(uncertain(other) for other in others):
         return _unclear(report, now=now, why="another report of the org is in flight in its window.")
     latest = max(r.last_attempt_at for r in [report, *others] if r.last_attempt_at is not None)
     if real_now - latest < SETTLE:

@@ -1,7 +1,7 @@
 """Endpoints: the account, customers."""
 
 from tests.stripe_standin import objects
-from tests.stripe_standin.server.forms import _dict, _int, _merge_metadata, _nullable
+from tests.stripe_standin.server.forms import StripeError, _dict, _int, _merge_metadata, _missing, _nullable
 
 
 class CustomersMixin:
@@ -72,11 +72,50 @@ class CustomersMixin:
         email = params.get("email")
         return self._list("customer", params, "/v1/customers", lambda c: email is None or c["email"] == email)
 
+    # balance transactions: a negative amount is a credit, taken off the customer's next invoices
+
+    def _create_balance_transaction(self, params, id):
+        customer = self._find(id, "customer")
+        amount = _int(params, "amount")
+        if amount is None:
+            raise _missing("amount")
+        if amount == 0:
+            raise StripeError(400, "Amount must be non-zero.", param="amount")
+        currency = params.get("currency")
+        if not currency:
+            raise _missing("currency")
+        if customer["currency"] not in (None, currency):
+            raise StripeError(
+                400,
+                f"The currency {currency} does not match the customer's {customer['currency']}.",
+                param="currency",
+            )
+        customer["currency"] = currency
+        customer["balance"] += amount
+        obj = objects.customer_balance_transaction(
+            customer=id,
+            amount=amount,
+            currency=currency,
+            ending_balance=customer["balance"],
+            description=_nullable(params.get("description")),
+            metadata=_merge_metadata({}, params.get("metadata", {})),
+            created=self._now(),
+        )
+        self._objects["customer_balance_transaction"][obj["id"]] = obj
+        return self._render(obj, params.get("expand"))
+
+    def _list_balance_transactions(self, params, id):
+        self._find(id, "customer")
+        path = f"/v1/customers/{id}/balance_transactions"
+        return self._list("customer_balance_transaction", params, path, lambda t: t["customer"] == id)
+
     def _delete_customer(self, params, id):
         self._find(id, "customer")
         del self._objects["customer"][id]
         return {"id": id, "object": "customer", "deleted": True}
 
+
+_BALANCE_TRANSACTION_FIELDS = {"amount", "currency", "description", "metadata"}
 
 # The parameters these endpoints model (routes.py refuses any other with `parameter_unknown`).
 _CUSTOMER_FIELDS = {

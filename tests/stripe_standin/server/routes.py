@@ -4,7 +4,7 @@ import re
 
 from tests.stripe_standin.server.catalog import _PRICE_CREATE_FIELDS, _PRICE_UPDATE_FIELDS, _PRODUCT_FIELDS
 from tests.stripe_standin.server.checkout import _CHECKOUT_FIELDS
-from tests.stripe_standin.server.customers import _CUSTOMER_FIELDS
+from tests.stripe_standin.server.customers import _BALANCE_TRANSACTION_FIELDS, _CUSTOMER_FIELDS
 from tests.stripe_standin.server.meters import _METER_EVENT_FIELDS, _METER_FIELDS
 from tests.stripe_standin.server.payments import _PAYMENT_INTENT_FIELDS, _REFUND_FIELDS
 from tests.stripe_standin.server.schedules import _SCHEDULE_CREATE_FIELDS, _SCHEDULE_UPDATE_FIELDS
@@ -27,6 +27,13 @@ class RoutesMixin:
             ("GET", "/v1/customers/([^/]+)", self._get_customer, set()),
             ("POST", "/v1/customers/([^/]+)", self._update_customer, _CUSTOMER_FIELDS),
             ("DELETE", "/v1/customers/([^/]+)", self._delete_customer, set()),
+            (
+                "POST",
+                "/v1/customers/([^/]+)/balance_transactions",
+                self._create_balance_transaction,
+                _BALANCE_TRANSACTION_FIELDS,
+            ),
+            ("GET", "/v1/customers/([^/]+)/balance_transactions", self._list_balance_transactions, set()),
             ("POST", "/v1/products", self._create_product, _PRODUCT_FIELDS | {"id"}),
             ("GET", "/v1/products", self._list_products, {"active", "ids", "created", "shippable", "url"}),
             ("GET", "/v1/products/([^/]+)", self._get_product, set()),

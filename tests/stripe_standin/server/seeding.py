@@ -168,6 +168,57 @@ class SeedingMixin:
                     item["billed_until"] = item["current_period_end"]
             return invoice
 
+    def lose_meter_event(self, identifier: str) -> dict:
+        """A meter event Stripe accepted and then does not count (what a loss looks like from
+        outside: its summaries leave it out). Returns the event."""
+        with self._lock:
+            event = next(e for e in self._meter_events if e["identifier"] == identifier)
+            self._meter_events.remove(event)
+            return event
+
+    def finalize_invoice(self, invoice: "str | dict") -> dict:
+        """What Stripe does when a period's draft finalizes: each metered line is priced from the
+        meter events of the invoice's customer timestamped inside the period (its meter, summed, at
+        the price's unit amount), the totals follow, and the invoice is `open`. Returns it; deliver
+        `invoice.finalized` with `event`."""
+        with self._lock:
+            obj = self._find(invoice if isinstance(invoice, str) else invoice["id"], "invoice")
+            if obj["status"] != "draft":
+                raise ValueError(f"invoice {obj['id']} is {obj['status']}, not a draft")
+            for line in obj["lines"]["data"]:
+                price = self._find(line["pricing"]["price_details"]["price"], "price")
+                meter_id = (price.get("recurring") or {}).get("meter")
+                if not meter_id:
+                    continue
+                meter = self._find(meter_id, "billing.meter")
+                customer_key = meter["customer_mapping"]["event_payload_key"]
+                value_key = meter["value_settings"]["event_payload_key"]
+                quantity = sum(
+                    float(e["payload"][value_key])
+                    for e in self._meter_events
+                    if e["event_name"] == meter["event_name"]
+                    and e["payload"].get(customer_key) == obj["customer"]
+                    and obj["period_start"] <= e["timestamp"] < obj["period_end"]
+                )
+                line["quantity"] = int(quantity) if quantity.is_integer() else quantity
+                line["amount"] = round(quantity * float(price["unit_amount_decimal"]))
+            total = sum(line["amount"] for line in obj["lines"]["data"])
+            now = self._now()
+            obj.update(
+                status="open",
+                subtotal=total,
+                subtotal_excluding_tax=total,
+                total=total,
+                total_excluding_tax=total,
+                amount_due=total,
+                amount_remaining=total,
+                effective_at=now,
+                ending_balance=0,
+                automatically_finalizes_at=None,
+            )
+            obj["status_transitions"]["finalized_at"] = now
+            return obj
+
     def event(
         self, type: str, obj: "dict | str", *, previous_attributes: dict | None = None, **fields
     ) -> dict:

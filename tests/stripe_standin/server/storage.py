@@ -19,6 +19,7 @@ _ID_KINDS = {
     "evt": "event",
     "pi": "payment_intent",
     "ch": "charge",
+    "cbtxn": "customer_balance_transaction",
     "pm": "payment_method",
     "re": "refund",
 }
