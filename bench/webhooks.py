@@ -3,8 +3,12 @@
 Acknowledgements: signed invoice.payment_failed / invoice.paid deliveries (a new event for a
 distinct invoice each, over 50 orgs) posted to /stripe/webhook/<uuid>/ served by gunicorn (2 sync
 workers, durable PostgreSQL) as in production, with no worker running: each answer is the
-signature check and the durable store only. Baseline, same run and clients: GET /healthz (one
-database and one Redis round trip). Drain: then a Celery worker with two processes (prefork,
+signature check and the durable store only. The client is wrk (8 connections, 2 threads, each
+thread its own share of the events, signed just before): a Python client cost as much CPU as the
+server on 2 cores. It runs for a time that sends each event at most once at the target rate
+(every request is counted; a repeat, were the list to wrap, is a duplicate the view stores
+nothing for, and is reported). Baseline, same run and client: GET /healthz (one database and one
+Redis round trip). Drain: then a Celery worker with two processes (prefork,
 concurrency 2) processes the stored events (dj-stripe's sync and the receivers, Stripe being the
 test stand-in running in this process); the rate is measured from the first to the last event
 processed. The time to drain a burst of 30 000 invoice events (a 10 000-customer invoice run) is
@@ -15,14 +19,14 @@ Targets: acks ≥ 400/s with p99 ≤ 50 ms; drain ≥ 80 events/s with two worke
 
 import argparse
 import json
+import re
 import resource
 import subprocess
-import threading
+import tempfile
 import time
 from datetime import UTC, datetime
 
-import requests
-from common import ENV, PYTHON, ROOT, fresh_database, gunicorn, percentile, say, setup_django
+from common import ENV, PYTHON, ROOT, fresh_database, gunicorn, require, say, setup_django
 
 SECRET = "whsec_bench_secret"
 API_KEY = "sk_test_51BenchBenchBenchBench000000000000"
@@ -86,32 +90,66 @@ def build_events(standin, pro, subscriptions, count: int) -> list[bytes]:
     return events
 
 
-def hammer(url: str, requests_: list, clients: int) -> tuple[list[float], list[int], float]:
-    """Send (method, path, body, headers) requests from `clients` threads; latencies, statuses, wall."""
-    latencies, statuses, lock = [], [], threading.Lock()
-    queue = list(requests_)
+# Each wrk thread takes every `threads`-th event from its own offset, so no two send the same one.
+LUA = """
+local path = %(path)s
+local bodies = %(bodies)s
+local signatures = %(signatures)s
+local threads = 0
+function setup(thread)
+  thread:set("offset", threads)
+  threads = threads + 1
+end
+local n = 0
+request = function()
+  local i = (n * %(threads)d + offset) %% #bodies + 1
+  n = n + 1
+  local headers = {}
+  headers["Content-Type"] = "application/json"
+  if #signatures > 0 then headers["Stripe-Signature"] = signatures[i] end
+  return wrk.format(#signatures > 0 and "POST" or "GET", path, headers, bodies[i])
+end
+"""
 
-    def client():
-        session = requests.Session()
-        while True:
-            with lock:
-                if not queue:
-                    return
-                method, path, body, headers = queue.pop()
-            started = time.perf_counter()
-            response = session.request(method, url + path, data=body, headers=headers, timeout=30)
-            elapsed = time.perf_counter() - started
-            with lock:
-                latencies.append(elapsed)
-                statuses.append(response.status_code)
 
-    started = time.perf_counter()
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return latencies, statuses, time.perf_counter() - started
+def lua_string(text: str) -> str:
+    level = "=" * 4  # a long bracket no event's JSON closes
+    assert f"]{level}]" not in text
+    return f"[{level}[{text}]{level}]"
+
+
+def run_wrk(wrk: str, url: str, path: str, bodies: list[str], signatures: list[str], seconds: float) -> dict:
+    """wrk with 2 threads and 8 connections for `seconds`: requests, req/s, p50 and p99 in ms."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
+        script.write(
+            LUA
+            % {
+                "path": lua_string(path),
+                "bodies": "{" + ",".join(map(lua_string, bodies)) + "}",
+                "signatures": "{" + ",".join(map(lua_string, signatures)) + "}",
+                "threads": 2,
+            }
+        )
+        script.flush()
+        output = subprocess.run(
+            [wrk, "-t2", "-c8", f"-d{seconds:.0f}s", "--latency", "-s", script.name, url],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+
+    def latency(pct: str) -> float:
+        value, unit = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", output, re.M).groups()
+        return float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
+
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    return {
+        "requests": int(re.search(r"(\d+) requests in", output).group(1)),
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+        "p50": latency("50"),
+        "p99": latency("99"),
+        "errors": int(errors.group(1)) if errors else 0,
+    }
 
 
 def drain(count: int, concurrency: int) -> tuple[float, float, int]:
@@ -148,9 +186,11 @@ def main():
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--events", type=int, default=3000)
-    parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--processes", type=int, default=2, help="Celery worker processes")
+    parser.add_argument(
+        "--profile", type=int, metavar="N", help="instead of the drain: process N events here under cProfile"
+    )
     args = parser.parse_args()
 
     from tests.stripe_standin.server import StripeStandin, sign_webhook
@@ -175,28 +215,32 @@ def main():
     say(f"building {args.events} events")
     bodies = build_events(standin, pro, subscriptions, args.events)
     path = f"/stripe/webhook/{endpoint.djstripe_uuid}/"
-    # Signed just before sending: the signature's timestamp must be recent (300 s tolerance).
-    signed = []
+    wrk = require("wrk", "wrk")
+    # Long enough to measure, short enough that each event is sent once at about the target rate.
+    seconds = max(3, min(10, args.events // 500))
+
+    from billing.models import ReceivedStripeEvent
 
     with gunicorn(workers=args.workers) as url:
-        say("baseline: GET /healthz")
-        base = [("GET", "/healthz", None, {})] * min(args.events, 3000)
-        base_latencies, _, base_wall = hammer(url, base, args.clients)
-        say(f"acknowledging {args.events} deliveries with {args.clients} concurrent clients")
-        for body in bodies:
-            headers = {"Content-Type": "application/json", **sign_webhook(body, SECRET)}
-            signed.append(("POST", path, body, headers))
+        say(f"baseline: GET /healthz for {seconds} s")
+        base = run_wrk(wrk, url, "/healthz", [""], [], seconds)
+        say(f"acknowledging deliveries for {seconds} s")
+        # Signed just before sending: the signature's timestamp must be recent (300 s tolerance).
+        signatures = [sign_webhook(body, SECRET)["Stripe-Signature"] for body in bodies]
         cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        latencies, statuses, wall = hammer(url, signed, args.clients)
+        acks = run_wrk(wrk, url, path, [body.decode() for body in bodies], signatures, seconds)
     cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     # gunicorn's whole life (start, baseline, acks): its workers are counted once it has exited.
     gunicorn_cpu = (cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime)
+    stored = ReceivedStripeEvent.objects.count()
 
+    if args.profile:
+        return profile(args.profile, standin)
     say(f"draining with a Celery worker of {args.processes} processes")
     standin.requests.clear()
     own_before = resource.getrusage(resource.RUSAGE_SELF)
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    steady, total, head = drain(args.events, args.processes)
+    steady, total, head = drain(stored, args.processes)
     own_after = resource.getrusage(resource.RUSAGE_SELF)
     children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     worker_cpu = (children_after.ru_utime + children_after.ru_stime) - (
@@ -204,32 +248,58 @@ def main():
     )
     standin.stop()
 
-    from billing.models import PaymentFailure, ReceivedStripeEvent
+    from billing.models import PaymentFailure
 
-    acks = len(latencies) / wall
-    rate = (args.events - head) / steady if steady > 0 else float("nan")
+    rate = (stored - head) / steady if steady > 0 else float("nan")
     print()
-    print(f"bench/webhooks — {args.events} signed invoice deliveries over 50 orgs, {args.clients} clients, "
+    print(f"bench/webhooks — signed invoice deliveries over 50 orgs, wrk 8 connections, "
           f"gunicorn {args.workers} sync workers, Celery {args.processes} processes")  # fmt: skip
-    failed = sum(s != 200 for s in statuses)
-    print(f"acks/s: {acks:.0f}   p50: {percentile(latencies, 50) * 1000:.1f} ms"
-          f"   p99: {percentile(latencies, 99) * 1000:.1f} ms   non-200: {failed}")  # fmt: skip
-    base_rate = len(base_latencies) / base_wall
-    print(f"baseline GET /healthz: {base_rate:.0f}/s   p99: {percentile(base_latencies, 99) * 1000:.1f} ms"
-          f"   ratio acks/baseline: {acks / base_rate:.2f}")  # fmt: skip
-    per_ack = gunicorn_cpu / len(latencies) * 1000
-    print(f"gunicorn CPU, whole run: {gunicorn_cpu:.1f} s (≤ {per_ack:.1f} ms per ack)")
+    print(f"acks/s: {acks['rps']:.0f}   p50: {acks['p50']:.1f} ms   p99: {acks['p99']:.1f} ms"
+          f"   non-2xx: {acks['errors']}   sent: {acks['requests']}, stored: {stored}"
+          f" ({acks['requests'] - stored} repeats)")  # fmt: skip
+    print(f"baseline GET /healthz: {base['rps']:.0f}/s   p99: {base['p99']:.1f} ms"
+          f"   ratio acks/baseline: {acks['rps'] / base['rps']:.2f}")  # fmt: skip
+    per_ack = gunicorn_cpu / acks["requests"] * 1000
+    print(f"gunicorn CPU, its whole life (start, baseline, acks): {gunicorn_cpu:.1f} s"
+          f" (≤ {per_ack:.1f} ms per ack)")  # fmt: skip
     print(f"drain: {rate:.0f} events/s (first to last processed; {total:.1f} s with the worker's start)")
     own = (own_after.ru_utime + own_after.ru_stime) - (own_before.ru_utime + own_before.ru_stime)
-    per_event = worker_cpu / args.events * 1000
+    per_event = worker_cpu / stored * 1000
     print(f"CPU while draining: worker {worker_cpu:.1f} s ({per_event:.1f} ms per event),"
           f" this process (the stand-in) {own:.1f} s "
           f"({len(standin.requests)} Stripe calls), wall {total:.1f} s")  # fmt: skip
-    measured = "measured" if args.events >= BURST else "at this rate"
+    measured = "measured" if stored >= BURST else "at this rate"
     print(f"a burst of {BURST} invoice events drains in {BURST / rate:.0f} s ({measured})")
     print(f"processed: {ReceivedStripeEvent.objects.filter(status='processed').count()}"
           f"   payment failures recorded: {PaymentFailure.objects.count()}")  # fmt: skip
     print("targets: acks ≥ 400/s with p99 ≤ 50 ms; drain ≥ 80 events/s with two worker processes")
+
+
+def profile(count: int, standin) -> None:
+    """Process `count` stored events in this process under cProfile; print where the time goes."""
+    import cProfile
+    import pstats
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from billing.models import ReceivedStripeEvent
+    from billing.services.stripe_events import process_stripe_event
+
+    ids = list(ReceivedStripeEvent.objects.order_by("pk").values_list("event_id", flat=True)[:count])
+    process_stripe_event(event_id=ids.pop(0))  # warm-up: imports, first queries
+    profiler = cProfile.Profile()
+    started = time.perf_counter()
+    with CaptureQueriesContext(connection) as queries:
+        profiler.enable()
+        for event_id in ids:
+            process_stripe_event(event_id=event_id)
+        profiler.disable()
+    wall = time.perf_counter() - started
+    standin.stop()
+    print(f"\n{len(ids)} events in process: {wall / len(ids) * 1000:.1f} ms each,"
+          f" {len(queries) / len(ids):.1f} queries each")  # fmt: skip
+    pstats.Stats(profiler).sort_stats("cumulative").print_stats(45)
 
 
 if __name__ == "__main__":

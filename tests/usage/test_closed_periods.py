@@ -289,3 +289,22 @@ def test_support_sees_closed_periods_but_cannot_correct_them(live, period, suppo
     assert response.status_code == 403
     closed.refresh_from_db()
     assert closed.status == ClosedPeriodStatus.DISCREPANCY
+
+
+def test_a_correction_stripe_never_took_is_drift(live, period):
+    lose_in_stripe(period)
+    period.finalize()
+    closed = checked(live)
+    report = correct_closed_period(
+        period_id=closed.pk, reason="lost", actor=Actor.system("t")
+    ).correction_report
+    # Reconciliation found it absent at Stripe a day later: nothing reports its credits anew.
+    MeterReport.objects.filter(pk=report.pk).update(status=MeterReportStatus.ABANDONED)
+
+    check_meter_parity()
+
+    parity = MeterParity.objects.get()
+    assert parity.drift
+    assert parity.details["problems"] == [
+        f"the correction {report.identifier} of closed period {closed} was abandoned"
+    ]

@@ -51,14 +51,20 @@ def _closed_period_differences(org_id: int) -> tuple[Decimal, list[str]]:
     settle them), and a problem for each period that differs and is not corrected yet."""
     periods = ClosedPeriod.objects.filter(
         org_id=org_id, status__in=[ClosedPeriodStatus.CORRECTED, ClosedPeriodStatus.DISCREPANCY]
-    )
+    ).select_related("correction_report")
     settled, differing = ZERO, []
     for period in periods:
         difference = period.difference or ZERO
-        if period.status == ClosedPeriodStatus.CORRECTED:
-            settled += difference
-        else:
+        if period.status == ClosedPeriodStatus.DISCREPANCY:
             differing.append(f"closed period {period} differs from Stripe by {difference.normalize():f}")
+            continue
+        settled += difference
+        report = period.correction_report
+        if report is not None and report.status in (MeterReportStatus.ABANDONED, MeterReportStatus.FAILED):
+            # Stripe never took the correction: the credits it was to bill are still missing.
+            differing.append(
+                f"the correction {report.identifier} of closed period {period} was {report.status}"
+            )
     return settled, differing
 
 
