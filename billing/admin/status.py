@@ -28,11 +28,11 @@ from billing.models import (
 )
 from billing.selectors import active_holds, allowances_due, expired_unposted_grants
 from billing.services.suspensions import OVERDUE_GRACE
+from core.display import money_text
 from orgs.models import AuditEntry, Organization
 
 # The smallest cost a call can have: the verdict is about "any call that costs credits".
 SMALLEST_COST = Decimal("0.000001")
-CURRENCY_SIGNS = {"eur": "€", "usd": "$", "gbp": "£"}
 RECEIPTS_SHOWN = 10
 
 
@@ -79,16 +79,6 @@ class Status:
     @property
     def blocked(self) -> bool:
         return bool(self.denying) or self.deleted_at is not None
-
-
-def money(cents: int | None, currency: str | None) -> str:
-    """Stripe minor units in their currency: €49.00, $1,200.00, 12.00 CHF."""
-    if cents is None:
-        return ""
-    code = (currency or "").lower()
-    amount = f"{Decimal(cents) / 100:,.2f}"
-    sign = CURRENCY_SIGNS.get(code)
-    return f"{sign}{amount}" if sign else f"{amount} {code.upper()}".strip()
 
 
 def ago(then: datetime, now: datetime) -> str:
@@ -152,7 +142,7 @@ def open_failures(org: Organization, *, now: datetime) -> list[OpenFailure]:
 def _amount(data: dict[str, Any] | None) -> str:
     if not data:
         return ""
-    return money(data.get("amount_remaining", data.get("amount_due")), data.get("currency"))
+    return money_text(data.get("amount_remaining", data.get("amount_due")), data.get("currency"))
 
 
 def suspension(account: BillingAccount) -> Suspension | None:
