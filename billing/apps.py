@@ -22,8 +22,13 @@ class BillingConfig(AppConfig):
 
         djstripe_keys.install()
         # dj-stripe hooks and outbox handlers: registering them is importing them.
-        from billing import outbox_handlers, receivers  # noqa: F401
+        # Decision receipts waiting in this process are written at the end of a request once due.
+        from django.core.signals import request_finished
 
+        from billing import outbox_handlers, receivers  # noqa: F401
+        from billing.services.receipts import flush_receipts
+
+        request_finished.connect(flush_receipts, dispatch_uid="billing.flush_receipts")
         seat_limits.provide(seat_limit)
         register_sections()
         register_plan_change_section()

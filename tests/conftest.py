@@ -61,6 +61,15 @@ def pytest_collection_modifyitems(items):
 
 
 @pytest.fixture(autouse=True)
+def _receipts_written_through(monkeypatch):
+    """Each decision receipt is written as it is recorded (a process batches them for a second in
+    production): nothing waits in memory from one test's rolled-back data into the next."""
+    from billing.services import receipts
+
+    monkeypatch.setattr(receipts, "FLUSH_SECONDS", 0)
+
+
+@pytest.fixture(autouse=True)
 def _pinned_clock(request):
     # A test's own @pytest.mark.time_machine(...) instant also holds for its fixtures' setup.
     marker = request.node.get_closest_marker("time_machine")

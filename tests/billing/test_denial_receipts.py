@@ -139,3 +139,27 @@ def test_concurrent_denials_all_count_in_one_receipt(api_key, catalog):
     assert statuses == [402] * 8
     receipt = DenialReceipt.objects.get(org=org)  # one row: the upsert never duplicates the minute
     assert receipt.count == 8
+
+
+@committing
+def test_a_busy_process_writes_its_receipts_together_and_loses_none(api, monkeypatch, catalog):
+    from billing.services import receipts as pending_receipts
+
+    monkeypatch.setattr(pending_receipts, "FLUSH_SECONDS", 60)
+    monkeypatch.setattr(pending_receipts.pending, "_written_at", 0.0)  # long ago: the first goes at once
+    org = OrganizationFactory(owner_user_id=OWNER)
+    suspend_organization(org=org, reason="chargeback", actor=Actor.system("tests"))
+
+    for _ in range(3):
+        assert check(api, org, user_id=OWNER).status_code == 402
+
+    assert receipts(org) == [("red", "billing_suspended", "fix_run", 1, OWNER)]  # the rest wait
+    monkeypatch.setattr(pending_receipts, "BATCH", 2)
+    check(api, org, metric="token", user_id=OWNER)  # a second key: two wait, a batch
+    assert receipts(org) == [
+        ("red", "billing_suspended", "fix_run", 3, OWNER),
+        ("red", "billing_suspended", "token", 1, OWNER),
+    ]
+    check(api, org, user_id=OWNER)
+    pending_receipts.pending.flush()  # what atexit does when the process stops
+    assert receipts(org)[0] == ("red", "billing_suspended", "fix_run", 4, OWNER)
