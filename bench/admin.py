@@ -39,8 +39,8 @@ SELECT o.id, CASE WHEN o.id %% 10 = 0 THEN %(pro)s ELSE %(free)s END,
        CASE WHEN o.id %% 200 = 0 THEN 'auto' ELSE '' END, NULL, now(), now()
 FROM orgs_organization o WHERE NOT EXISTS (SELECT 1 FROM billing_billingaccount a WHERE a.org_id = o.id);
 
-INSERT INTO billing_creditbalance (org_id, posted, billed_debt, updated_at)
-SELECT o.id, CASE WHEN o.id %% 30 = 0 THEN 0 ELSE 1000 END, 0, now()
+INSERT INTO billing_creditbalance (org_id, posted, billed_debt, month_overage, auto_top_up_armed, updated_at)
+SELECT o.id, CASE WHEN o.id %% 30 = 0 THEN 0 ELSE 1000 END, 0, 0, true, now()
 FROM orgs_organization o WHERE NOT EXISTS (SELECT 1 FROM billing_creditbalance b WHERE b.org_id = o.id);
 
 INSERT INTO orgs_membership (org_id, user_id, role, email, joined_at, updated_at)
@@ -95,11 +95,23 @@ def seed_events(millions: float) -> None:
                 },
             )
         say(f"events: {min(start + step - 1, total):,} ({time.monotonic() - started:.0f} s)")
+    settle_events()
+
+
+def settle_events() -> None:
+    """What production's background work would have done for the events stored: statistics, the
+    BRIN summaries, the rollup cursor past them. Idempotent."""
+    from django.db import connection
+
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE usage_usageevent")
         # What autovacuum does in production: summarize the new pages of the BRIN on ingest_txid
-        # (unsummarized ranges match every lookup, so "events past the cursor" read them all).
-        cursor.execute("SELECT brin_summarize_new_values('usage_event_txid_brin')")
+        # (unsummarized ranges match every lookup, so "events past the cursor" read them all), in
+        # each partition (the table's own index is a partitioned index, with no pages).
+        cursor.execute(
+            "SELECT brin_summarize_new_values(i.inhrelid) FROM pg_inherits i"
+            " WHERE i.inhparent = 'usage_event_txid_brin'::regclass"
+        )
         # A healthy rollup (it runs every 5 minutes): the cursor past every event, so the rollup-lag
         # warning the usage pages and the org pages show reads an empty range, as in production.
         cursor.execute(
@@ -176,6 +188,8 @@ def main():
 
     if args.reuse:
         call_command("migrate", verbosity=0)
+        if args.events_millions:
+            settle_events()
     else:
         seed_orgs(args.orgs)
         if args.events_millions:
