@@ -164,3 +164,13 @@ def test_a_soft_deleted_org_says_products_get_404(api, support, org, catalog):
 
     assert "Blocked: soft-deleted on 18 Nov 2026, so products get 404 org_not_found." in html
     assert check(api, org).status_code == 404
+
+
+def test_the_whole_org_page_reads_each_inline_once(client, org, catalog, django_assert_max_num_queries):
+    """Every section's inline is one query, however many forms and counts the admin builds from it
+    (a slice made anew per call once ran each inline's query 16 times: 217 queries a page)."""
+    client.force_login(staff("sue", SUPPORT))
+    suspend_organization(org=org, reason="fraud", actor=Actor.system("tests"))  # audit rows, a header
+    page(client, org)  # warm-up: content types, permissions
+    with django_assert_max_num_queries(60):
+        assert 'id="org-verdict"' in page(client, org)
