@@ -17,12 +17,10 @@ ENTITLEMENT_RECEIPTS=false, alternating. Target: on ≥ 0.9 × off.
 
 import argparse
 import json
-import re
 import statistics
-import subprocess
-import tempfile
 
 from common import ENV, fresh_database, gunicorn, require, say, setup_django
+from common import run_wrk as common_run_wrk
 
 LUA = """
 local bodies = %(bodies)s
@@ -44,27 +42,10 @@ def lua_list(items: list[str]) -> str:
 def run_wrk(
     wrk: str, url: str, path: str, key: str, bodies: list[str], seconds: int, denials: bool = False
 ) -> dict:
-    with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
-        script.write(LUA % {"bodies": lua_list(bodies), "key": key, "path": path})
-        script.flush()
-        output = subprocess.run(
-            [wrk, "-t2", "-c8", f"-d{seconds}s", "--latency", "-s", script.name, url],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    if "Non-2xx or 3xx responses" in output and not denials:
-        raise SystemExit(f"[bench] {path} answered errors:\n{output}")
-
-    def latency(pct: str) -> float:
-        value, unit = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", output, re.M).groups()
-        return float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
-
-    return {
-        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
-        "p50": latency("50"),
-        "p99": latency("99"),
-    }
+    result = common_run_wrk(wrk, url, LUA % {"bodies": lua_list(bodies), "key": key, "path": path}, seconds)
+    if result["errors"] and not denials:
+        raise SystemExit(f"[bench] {path} answered errors:\n{result['output']}")
+    return result
 
 
 def wait_ready(url: str) -> None:

@@ -8,11 +8,13 @@ server has them), in a database of their own, `billing_bench`, rebuilt from a mi
 
 import contextlib
 import os
+import re
 import shutil
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -117,3 +119,31 @@ def require(binary: str, package: str) -> str:
         if path is None:
             sys.exit(f"[bench] needs {binary}: apt-get install {package}")
     return path
+
+
+def run_wrk(wrk: str, url: str, script: str, seconds: float) -> dict:
+    """wrk (2 threads, 8 connections) for `seconds` with a Lua `script`: requests, req/s, p50 and
+    p99 in ms, and how many answers were not 2xx or 3xx."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as lua:
+        lua.write(script)
+        lua.flush()
+        output = subprocess.run(
+            [wrk, "-t2", "-c8", f"-d{seconds:.0f}s", "--latency", "-s", lua.name, url],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+
+    def latency(pct: str) -> float:
+        value, unit = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", output, re.M).groups()
+        return float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
+
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    return {
+        "requests": int(re.search(r"(\d+) requests in", output).group(1)),
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+        "p50": latency("50"),
+        "p99": latency("99"),
+        "errors": int(errors.group(1)) if errors else 0,
+        "output": output,
+    }

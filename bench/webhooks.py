@@ -19,14 +19,13 @@ Targets: acks ≥ 400/s with p99 ≤ 50 ms; drain ≥ 80 events/s with two worke
 
 import argparse
 import json
-import re
 import resource
 import subprocess
 import tempfile
 import time
 from datetime import UTC, datetime
 
-from common import ENV, PYTHON, ROOT, fresh_database, gunicorn, require, say, setup_django
+from common import ENV, PYTHON, ROOT, fresh_database, gunicorn, require, run_wrk, say, setup_django
 
 SECRET = "whsec_bench_secret"
 API_KEY = "sk_test_51BenchBenchBenchBench000000000000"
@@ -118,38 +117,16 @@ def lua_string(text: str) -> str:
     return f"[{level}[{text}]{level}]"
 
 
-def run_wrk(wrk: str, url: str, path: str, bodies: list[str], signatures: list[str], seconds: float) -> dict:
-    """wrk with 2 threads and 8 connections for `seconds`: requests, req/s, p50 and p99 in ms."""
-    with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
-        script.write(
-            LUA
-            % {
-                "path": lua_string(path),
-                "bodies": "{" + ",".join(map(lua_string, bodies)) + "}",
-                "signatures": "{" + ",".join(map(lua_string, signatures)) + "}",
-                "threads": 2,
-            }
-        )
-        script.flush()
-        output = subprocess.run(
-            [wrk, "-t2", "-c8", f"-d{seconds:.0f}s", "--latency", "-s", script.name, url],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-
-    def latency(pct: str) -> float:
-        value, unit = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", output, re.M).groups()
-        return float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
-
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    return {
-        "requests": int(re.search(r"(\d+) requests in", output).group(1)),
-        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
-        "p50": latency("50"),
-        "p99": latency("99"),
-        "errors": int(errors.group(1)) if errors else 0,
+def run_lua_wrk(
+    wrk: str, url: str, path: str, bodies: list[str], signatures: list[str], seconds: float
+) -> dict:
+    script = LUA % {
+        "path": lua_string(path),
+        "bodies": "{" + ",".join(map(lua_string, bodies)) + "}",
+        "signatures": "{" + ",".join(map(lua_string, signatures)) + "}",
+        "threads": 2,
     }
+    return run_wrk(wrk, url, script, seconds)
 
 
 def drain(count: int, concurrency: int) -> tuple[float, float, int]:
@@ -223,12 +200,12 @@ def main():
 
     with gunicorn(workers=args.workers) as url:
         say(f"baseline: GET /healthz for {seconds} s")
-        base = run_wrk(wrk, url, "/healthz", [""], [], seconds)
+        base = run_lua_wrk(wrk, url, "/healthz", [""], [], seconds)
         say(f"acknowledging deliveries for {seconds} s")
         # Signed just before sending: the signature's timestamp must be recent (300 s tolerance).
         signatures = [sign_webhook(body, SECRET)["Stripe-Signature"] for body in bodies]
         cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        acks = run_wrk(wrk, url, path, [body.decode() for body in bodies], signatures, seconds)
+        acks = run_lua_wrk(wrk, url, path, [body.decode() for body in bodies], signatures, seconds)
     cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     # gunicorn's whole life (start, baseline, acks): its workers are counted once it has exited.
     gunicorn_cpu = (cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime)

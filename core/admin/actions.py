@@ -28,12 +28,8 @@ from django.utils.cache import add_never_cache_headers
 
 from core.errors import ServiceError
 from core.models import FormSubmission
-from core.services.submissions import (
-    claim_submission,
-    finish_submission,
-    previous_submission,
-    release_submission,
-)
+from core.selectors import previous_submission
+from core.services.submissions import claim_submission, finish_submission, release_submission
 
 
 class ActionForm(forms.Form):

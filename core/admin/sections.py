@@ -100,6 +100,7 @@ class AdminPage:
 
     def headers(self, request: HttpRequest, obj: Any) -> list[str]:
         return [section.header(request, obj) for section in self.sections() if section.header is not None]
+
     def timeline(self, obj: Any, *, limit: int) -> list[TimelineEntry]:
         return merged((section.timeline(obj, limit) for section in self.sections()), limit=limit)
 

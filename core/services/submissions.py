@@ -41,12 +41,3 @@ def finish_submission(*, submission: FormSubmission, outcome: str) -> None:
 def release_submission(*, submission: FormSubmission) -> None:
     """The action refused (its service raised): nothing was done, so the form may be sent again."""
     FormSubmission.objects.filter(pk=submission.pk, done_at__isnull=True).delete()
-
-
-def previous_submission(*, token: object, target: str, user: Any) -> FormSubmission | None:
-    """The claim of this form's token by this user on this target, if it was submitted before."""
-    try:
-        token = uuid.UUID(str(token))
-    except ValueError:
-        return None
-    return FormSubmission.objects.filter(token=token, target=target, user=user).first()
