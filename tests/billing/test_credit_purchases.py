@@ -23,6 +23,7 @@ from billing.services.purchases import price_of
 from orgs.models import AuditEntry
 from orgs.services.outbox import process_outbox
 from tests.billing.conftest import deliver
+from tests.concurrency import committing, run_concurrently
 from tests.conftest import MEMBER, OUTSIDER, OWNER, TEST_CATALOG
 
 pytestmark = pytest.mark.django_db
@@ -271,6 +272,20 @@ def test_auto_top_up_buys_once_per_crossing_with_the_saved_card(api, org, buy, s
     spend(org, available(api, org) - 100)  # re-armed by the grant: a new crossing buys again
     process_outbox()
     assert CreditPurchase.objects.filter(automatic=True).count() == 2
+
+
+@committing
+def test_concurrent_debits_crossing_the_threshold_buy_once(api, org, buy, stripe_standin, post_webhook):
+    paid_purchase(org, buy, stripe_standin, post_webhook)  # 5000 credits, card saved
+    api.put(auto_url(org), {"threshold_credits": "500", "credits": "2000", "user_id": OWNER}, format="json")
+    spend(org, available(api, org) - 700)
+
+    run_concurrently(lambda index: spend(org, 50), 8)  # 700 → 300, each debit its own transaction
+    process_outbox()
+
+    assert CreditPurchase.objects.filter(automatic=True).count() == 1
+    assert len(stripe_standin.requests_to("POST", "/v1/payment_intents")) == 1
+    assert available(api, org) == Decimal(2300)  # the one top-up's 2000 credits granted
 
 
 def test_auto_top_up_without_a_saved_card_fails_and_stays_off(api, org, customer, topups, stripe_standin):
