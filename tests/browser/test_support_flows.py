@@ -32,7 +32,10 @@ def log_in(browser, username: str) -> None:
     browser.find_element(By.NAME, "username").send_keys(username)
     browser.find_element(By.NAME, "password").send_keys("pw")
     browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
-    WebDriverWait(browser, 10).until(ec.presence_of_element_located((By.ID, "site-name")))
+    # Logged in once the login page has gone (the login page has #site-name too: waiting for it let
+    # the next page's request race the login's redirect to the index, which then won).
+    WebDriverWait(browser, 10).until(lambda driver: "/admin/login/" not in driver.current_url)
+    WebDriverWait(browser, 10).until(ec.presence_of_element_located((By.ID, "user-tools")))
 
 
 def wait_for(browser, css: str):
