@@ -2,40 +2,19 @@
 corrects it with a reason, in a real Chromium."""
 
 from datetime import timedelta
-from decimal import Decimal
 
 import pytest
 from selenium.webdriver.common.by import By
 
-from orgs.staff import BILLING_ADMIN
-from tests.browser.conftest import screenshot
-from tests.browser.test_support_flows import log_in, messages, open_action, wait_for
+from orgs.staff import BILLING_ADMIN, SUPPORT
+from tests.browser.conftest import screenshot, viewport
+from tests.browser.test_support_flows import closed_period, log_in, messages, open_action, wait_for
 from tests.concurrency import committing
 from tests.conftest import CLOCK, staff
 from tests.factories import OrganizationFactory
-from usage.models import ClosedPeriod, ClosedPeriodStatus, MeterReport, MeterReportKind
+from usage.models import ClosedPeriodStatus, MeterReport, MeterReportKind
 
 pytestmark = [pytest.mark.browser, committing, pytest.mark.time_machine(CLOCK, tick=True)]
-
-
-def closed_period(org, *, end, status, reported, counted) -> ClosedPeriod:
-    return ClosedPeriod.objects.create(
-        org=org,
-        invoice_id=f"in_{end:%Y%m%d}",
-        customer_id="cus_initech",
-        period_start=end - timedelta(days=30),
-        period_end=end,
-        draft_until=end + timedelta(hours=1),
-        next_check_at=end + timedelta(hours=2),
-        status=status,
-        plan="pro",
-        included_credits=Decimal(1000),
-        included_used=Decimal("1000"),
-        overage_reported=reported,
-        stripe_counted=Decimal(counted),
-        amount_invoiced_cents=4900 + 10 * counted,
-        currency="eur",
-    )
 
 
 def test_a_billing_admin_corrects_a_period_stripe_counted_short(browser):
@@ -71,3 +50,22 @@ def test_a_billing_admin_corrects_a_period_stripe_counted_short(browser):
     assert "corrected by bill: 3 credits reported" in section.text
     assert not browser.find_elements(By.CSS_SELECTOR, '#action-toolbar a[data-action="correct-period"]')
     screenshot(browser, "closed-periods-corrected")
+
+
+def test_support_reads_the_closed_periods_and_has_nothing_to_correct_them_with(browser):
+    org = OrganizationFactory(name="Initech", owner_user_id="u-peter")
+    closed_period(
+        org, end=CLOCK - timedelta(days=2), status=ClosedPeriodStatus.DISCREPANCY, reported=9, counted=6
+    )
+    staff("sam", SUPPORT)
+    log_in(browser, "sam")
+
+    browser.get(f"{browser.live_server_url}/admin/orgs/organization/{org.pk}/change/")
+    section = wait_for(browser, "#closed_periods-group")
+    viewport(browser, 1024)
+    browser.execute_script("arguments[0].scrollIntoView()", section)
+    assert "differs from Stripe by -3" in section.text
+    assert not browser.find_elements(By.CSS_SELECTOR, '#action-toolbar a[data-action="correct-period"]')
+    page_width = browser.execute_script("return document.documentElement.clientWidth")
+    assert section.rect["x"] + section.rect["width"] <= page_width  # the table fits at 1024 px
+    screenshot(browser, "closed-periods-support-1024px", width=1024)

@@ -2,6 +2,7 @@
 suspension with a reason and see it on the timeline; grant credits within and above the limit; a
 grant sent twice grants once; the action toolbar never overlapping at 1024 and 1400 px."""
 
+from datetime import timedelta
 from decimal import Decimal
 from itertools import combinations
 
@@ -22,6 +23,7 @@ from tests.browser.conftest import screenshot, viewport
 from tests.concurrency import committing
 from tests.conftest import CLOCK, staff
 from tests.factories import OrganizationFactory
+from usage.models import ClosedPeriod, ClosedPeriodStatus
 
 # The server's clock runs from the pinned instant, as a person's clicks follow one another.
 pytestmark = [pytest.mark.browser, committing, pytest.mark.time_machine(CLOCK, tick=True)]
@@ -49,6 +51,26 @@ def messages(browser) -> list[str]:
 def open_action(browser, name: str) -> None:
     browser.find_element(By.CSS_SELECTOR, f'#action-toolbar a[data-action="{name}"]').click()
     wait_for(browser, "input[name=submission]")
+
+
+def closed_period(org, *, end, status, reported, counted) -> ClosedPeriod:
+    return ClosedPeriod.objects.create(
+        org=org,
+        invoice_id=f"in_{end:%Y%m%d}",
+        customer_id="cus_initech",
+        period_start=end - timedelta(days=30),
+        period_end=end,
+        draft_until=end + timedelta(hours=1),
+        next_check_at=end + timedelta(hours=2),
+        status=status,
+        plan="pro",
+        included_credits=Decimal(1000),
+        included_used=Decimal("1000"),
+        overage_reported=reported,
+        stripe_counted=Decimal(counted),
+        amount_invoiced_cents=4900 + 10 * counted,
+        currency="eur",
+    )
 
 
 def blocked_org():
@@ -158,6 +180,9 @@ def _overlaps(a: dict, b: dict) -> bool:
 def test_the_toolbar_never_overlaps_for_a_superuser_with_every_action(browser, width):
     org = blocked_org()
     create_invitation(org=org, email="new@initech.example", role=Role.MEMBER, actor=Actor.system("t"))
+    closed_period(
+        org, end=CLOCK - timedelta(days=2), status=ClosedPeriodStatus.DISCREPANCY, reported=9, counted=6
+    )
     User.objects.create_superuser("root", "root@staff.example", "pw")
     log_in(browser, "root")
     browser.get(f"{browser.live_server_url}/admin/orgs/organization/{org.pk}/change/")
@@ -168,7 +193,8 @@ def test_the_toolbar_never_overlaps_for_a_superuser_with_every_action(browser, w
     title = browser.find_element(By.CSS_SELECTOR, "#content h1, #content h2")
     rects = [(b.text, b.rect) for b in buttons] + [("title", title.rect)]
 
-    assert len(buttons) >= 10  # every action a superuser has on a suspended org with an invitation
+    # Every action a superuser has on a suspended org with an invitation and a period to correct.
+    assert len(buttons) >= 11
     assert not [(a, b) for (a, ra), (b, rb) in combinations(rects, 2) if _overlaps(ra, rb)]
     page_width = browser.execute_script("return document.documentElement.clientWidth")
     assert all(r["x"] >= 0 and r["x"] + r["width"] <= page_width for _, r in rects)

@@ -15,7 +15,7 @@ from billingsite.jobs import run_job
 from core.errors import Conflict
 from orgs.models import AuditEntry
 from orgs.services.audit import Actor
-from tests.concurrency import committing
+from tests.concurrency import committing, run_concurrently
 from tests.conftest import submitted
 from tests.usage.conftest import beyond, sent_values
 from usage.models import (
@@ -308,3 +308,22 @@ def test_a_correction_stripe_never_took_is_drift(live, period):
     assert parity.details["problems"] == [
         f"the correction {report.identifier} of closed period {closed} was abandoned"
     ]
+
+
+def test_two_staff_correcting_at_once_correct_once(live, period):
+    lose_in_stripe(period)
+    period.finalize()
+    closed = checked(live)
+
+    def correct(index):
+        try:
+            correct_closed_period(
+                period_id=closed.pk, reason=f"staff {index}", actor=Actor.system(f"s{index}")
+            )
+        except Conflict:
+            return "refused"
+        return "corrected"
+
+    assert sorted(run_concurrently(correct, 4)) == ["corrected", "refused", "refused", "refused"]
+    assert MeterReport.objects.filter(kind=MeterReportKind.CORRECTION).count() == 1
+    assert AuditEntry.objects.filter(action="closed_period.corrected").count() == 1
